@@ -1,0 +1,146 @@
+"""Time grids: descending float64 tensors of times ``t_0 = t_start > ... > t_last``.
+
+Samplers consume a grid and never build one. A grid of ``steps`` intervals has ``steps + 1``
+points and includes its end point explicitly. Where the process reaches ``sigma = 0`` at
+``t_min`` (every process here but VE) noise-level grids end there, after their smallest
+positive noise level, as in Karras et al. (2022, eq. 5, ``sigma_N = 0``).
+
+Noise-level grids are laid out in the noise-to-signal ratio ``sigma_hat = sigma / alpha =
+exp(-lambda)`` (the EDM ``sigma`` of the scaled process), so one grid means the same thing
+under every process.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..processes import DDPMSchedule, Process
+
+__all__ = [
+    "uniform_grid",
+    "karras_grid",
+    "log_snr_grid",
+    "geometric_sigma_grid",
+    "ddpm_grid",
+    "sigma_hat_to_t",
+]
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+
+def sigma_hat_to_t(process: Process, sigma_hat: Tensor) -> Tensor:
+    """Times at which ``sigma / alpha`` equals ``sigma_hat`` (via ``lambda = -log sigma_hat``)."""
+    return process.log_snr_to_t(-torch.log(sigma_hat.to(torch.float64)))
+
+
+def _finish(process: Process, sigma_hat: Tensor, t_start: float | None) -> Tensor:
+    t = sigma_hat_to_t(process, sigma_hat)
+    # bisection lands within rounding of t_min at the floor of a VE ladder: snap it there
+    t = torch.where(t - process.t_min < 1e-12 * (process.t_max - process.t_min), process.t_min, t)
+    if t_start is not None:
+        t[0] = t_start
+    if float(process.sigma(process.t_min)) == 0.0:
+        t = torch.cat([t, torch.tensor([process.t_min], dtype=torch.float64)])
+    return t
+
+
+def _ends(process: Process, steps: int, sigma_min: float | None, sigma_max: float | None):
+    """Resolve the positive noise levels and how many of them the grid holds."""
+    _check_steps(steps)
+    to_zero = float(process.sigma(process.t_min)) == 0.0
+    smax = float(process.sigma_hat(process.t_max)) if sigma_max is None else float(sigma_max)
+    floor = float(process.sigma_hat(process.t_min))
+    smin = max(floor, 0.002) if sigma_min is None else max(float(sigma_min), floor)
+    if not 0 < smin < smax:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {smin}, {smax}")
+    n_pos = steps if to_zero else steps + 1  # positive levels; the zero end is appended
+    t_start = float(process.t_max) if sigma_max is None else None
+    return smin, smax, n_pos, t_start
+
+
+def karras_grid(
+    process: Process,
+    steps: int,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    rho: float = 7.0,
+) -> Tensor:
+    """Karras et al. (2022, eq. 5): ``sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho``.
+
+    Args:
+        process: the process whose times are returned.
+        steps: number of intervals.
+        sigma_min, sigma_max: smallest positive and largest noise-to-signal ratio (defaults:
+            0.002, and the process's value at ``t_max``).
+        rho: the schedule's curvature (7 in EDM).
+    """
+    smin, smax, n, t_start = _ends(process, steps, sigma_min, sigma_max)
+    if n == 1:
+        s = torch.tensor([smax], dtype=torch.float64)
+    else:
+        i = torch.arange(n, dtype=torch.float64) / (n - 1)
+        s = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+    return _finish(process, s, t_start)
+
+
+def log_snr_grid(
+    process: Process, steps: int, sigma_min: float | None = None, sigma_max: float | None = None
+) -> Tensor:
+    """Uniform in ``lambda = log(alpha / sigma)`` (Lu et al. 2022, DPM-Solver, sec. 3.3)."""
+    smin, smax, n, t_start = _ends(process, steps, sigma_min, sigma_max)
+    lam = torch.linspace(-math.log(smax), -math.log(smin), n, dtype=torch.float64)
+    return _finish(process, torch.exp(-lam), t_start)
+
+
+def uniform_grid(
+    process: Process, steps: int, t_start: float | None = None, t_end: float | None = None
+) -> Tensor:
+    """Uniform in ``t`` from ``t_start`` (default ``t_max``) to ``t_end`` (default ``t_min``)."""
+    _check_steps(steps)
+    a = float(process.t_max if t_start is None else t_start)
+    b = float(process.t_min if t_end is None else t_end)
+    if not a > b:
+        raise ValueError(f"need t_start > t_end, got {a}, {b}")
+    return torch.linspace(a, b, steps + 1, dtype=torch.float64)
+
+
+def geometric_sigma_grid(
+    process: Process, levels: int, sigma_max: float = 10.0, sigma_min: float = 0.05
+) -> Tensor:
+    """The annealed-Langevin ladder (Song & Ermon 2019): ``levels`` noise-to-signal ratios in
+    geometric progression from ``sigma_max`` to ``sigma_min`` (no zero end: the last level is
+    where the particles stop)."""
+    if not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be a positive integer, got {levels!r}")
+    if not 0 < sigma_min <= sigma_max:
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
+    s = torch.tensor(
+        [sigma_max * (sigma_min / sigma_max) ** (i / max(levels - 1, 1)) for i in range(levels)],
+        dtype=torch.float64,
+    )
+    return sigma_hat_to_t(process, s)
+
+
+def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> Tensor:
+    """Integer times ``T = t_0 > ... > t_S = 0`` for the discrete schedule (paper indexing, ``x_0``
+    clean). Spacings as in Lin et al. (2024, table 2): ``leading`` (DDIM's ``floor(i T / S)``,
+    the first noisy time is ``T - T/S + 1``), ``trailing`` (starts at ``T``), ``linspace``."""
+    _check_steps(steps)
+    T = process.num_steps
+    if steps > T:
+        raise ValueError(f"steps must be <= {T} for this schedule, got {steps}")
+    if spacing == "leading":
+        k = torch.arange(steps, dtype=torch.float64) * (T // steps) + 1  # diffusers index + 1
+    elif spacing == "trailing":
+        k = torch.round(torch.arange(T, 0, -T / steps, dtype=torch.float64)).flip(0)
+    elif spacing == "linspace":
+        k = torch.round(torch.linspace(0, T - 1, steps, dtype=torch.float64)) + 1
+    else:
+        raise ValueError(f"spacing must be leading, trailing or linspace, got {spacing!r}")
+    return torch.cat([k.flip(0), torch.zeros(1, dtype=torch.float64)])
