@@ -126,7 +126,8 @@ class VP(Process):
         if self.schedule == "linear":
             return -0.5 * (self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
         c = math.pi / 2 / (1 + self.s)
-        return torch.log(torch.cos((t + self.s) * c)) - math.log(math.cos(self.s * c))
+        # clamp: at t = 0 rounding can leave log alpha a hair above 0
+        return torch.clamp(torch.log(torch.cos((t + self.s) * c)) - math.log(math.cos(self.s * c)), max=0.0)
 
     def _d_log_alpha(self, t: Tensor) -> Tensor:
         if self.schedule == "linear":
@@ -139,7 +140,7 @@ class VP(Process):
 
     def sigma(self, t):
         # sqrt(1 - exp(2 log alpha)) computed with expm1 so small t keeps full precision
-        return torch.sqrt(-torch.expm1(2.0 * self._log_alpha(as_time(t))))
+        return torch.sqrt(torch.clamp(-torch.expm1(2.0 * self._log_alpha(as_time(t))), min=0.0))
 
     def d_alpha(self, t):
         t = as_time(t)

@@ -1,0 +1,223 @@
+"""The ``scoredyn`` command line (DESIGN.md, "Command-line contract"). Thin: every command parses,
+validates, calls the library, and writes atomically. Bad input ends with one line on stderr and
+exit status 2 — never a traceback, never a half-written file."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import click
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from ._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples
+from .metrics import evaluate as evaluate_samples
+from .registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_target
+from .sampling import sample as run_sampler
+from .starts import START_KINDS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="scoredyn: diffusion models as generative particle dynamics.",
+)
+err = Console(stderr=True)
+out = Console()
+
+
+class BadInput(Exception):
+    """A user error: reported as one line, exit status 2."""
+
+
+def _fail(msg: str) -> None:
+    raise BadInput(msg)
+
+
+def _device(name: str) -> str:
+    if name not in ("cpu", "cuda"):
+        _fail(f"--device must be cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        _fail("--device cuda asked for, but no CUDA device is available")
+    return name
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _versions() -> dict:
+    return {"scoredyn": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+@app.command()
+def sample(
+    target: Annotated[str, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")],
+    sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
+    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for annealed-langevin, svgd, score-drift)")],
+    n: Annotated[int, typer.Option(help="number of particles")],
+    out_path: Annotated[Path, typer.Option("--out", help="output .npz")],
+    seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,
+    levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
+    process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
+    grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
+    start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}, ladder")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    float32: Annotated[bool, typer.Option("--float32", help="particles in float32 (default float64)")] = False,
+) -> None:
+    """Draw samples with a named sampler and the exact field of a target; write an .npz."""
+    for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
+        if value < 1:
+            _fail(f"{name} must be a positive integer, got {value}")
+    if seed < 0:
+        _fail(f"--seed must be >= 0, got {seed}")
+    if sampler not in SAMPLERS:
+        _fail(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if out_path.suffix != ".npz":
+        _fail(f"--out must end in .npz, got {out_path}")
+    tg = resolve_target(target)
+    total = levels if SAMPLERS[sampler].per_level else steps
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task(f"{sampler} on {tg.name}", total=total)
+        result, settings = run_sampler(
+            tg, sampler, steps=steps, n=n, seed=seed, levels=levels, process=process, grid=grid,
+            start=start, dtype=torch.float32 if float32 else torch.float64, device=_device(device),
+            callback=lambda info: bar.update(task, completed=info.i + 1),
+        )
+    wall = time.perf_counter() - t0
+    x = result.x.detach().cpu().double().numpy()
+    if not np.isfinite(x).all():
+        _fail(f"{sampler} produced NaN or inf; nothing written")
+    settings.update(wall_s=wall, versions=_versions())
+    atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
+    err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
+
+
+@app.command()
+def evaluate(
+    target: Annotated[str, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")],
+    samples: Annotated[Path, typer.Option(help=".npz from `scoredyn sample` (its 'samples'), or .npy")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
+) -> None:
+    """Score samples against fresh exact samples of the target, each metric beside its floor."""
+    tg = resolve_target(target)
+    x = load_samples(samples)
+    if x.shape[1] != tg.dim:
+        _fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
+    report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{samples} against {tg.name} (N = {x.shape[0]})")
+    for col in ("metric", "value", "MC floor", "ratio"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for key, val in report.items():
+        if isinstance(val, dict) and "value" in val:
+            table.add_row(key, f"{val['value']:.4g}", f"{val['floor']:.4g}", f"{val['ratio']:.2f}")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("scoredyn-demo"),
+    n: Annotated[int, typer.Option(help="particles per run")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
+) -> None:
+    """The particle-dynamics study on mog6: score drift, annealed Langevin, SVGD, and every diffusion
+    sampler on the exact field; prints the table, writes table.json, table.md and samples.npz."""
+    from .study import MAIN_RUNS, langevin_steps_sweep, run_study, svgd_sweep
+    from .targets import mog6
+
+    if n < 10:
+        _fail(f"--n must be at least 10, got {n}")
+    target = mog6()
+    sections = [("main", list(MAIN_RUNS))]
+    if sweeps:
+        sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
+    t0 = time.perf_counter()
+    tables, all_samples = {}, {}
+    with _progress() as bar:
+        for name, runs in sections:
+            task = bar.add_task(name, total=len(runs))
+            rows, samples = run_study(target, runs, n, seed, on_row=lambda _r, t=task: bar.advance(t))
+            tables[name] = rows
+            all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+    wall = time.perf_counter() - t0
+    for name, rows in tables.items():
+        out.print(_rich_table(name, rows))
+    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": _versions(), "tables": tables}
+    atomic_write_json(out_dir / "table.json", doc)
+    atomic_write_text(out_dir / "table.md", _markdown(doc))
+    atomic_savez(out_dir / "samples.npz", **{k: v.cpu().numpy() for k, v in all_samples.items()})
+    err.print(f"demo finished in {wall:.1f}s; wrote {out_dir}/table.json, table.md, samples.npz")
+
+
+_COLS = (("mode_tv", "mode TV"), ("energy", "energy dist."), ("sliced_w1", "sliced W1"))
+
+
+def _rich_table(name: str, rows: list[dict]) -> Table:
+    table = Table(title=f"mog6 — {name}")
+    table.add_column("run")
+    for _, head in _COLS:
+        table.add_column(f"{head} (floor)", justify="right")
+    for head in ("NFE", "wall s"):
+        table.add_column(head, justify="right")
+    for r in rows:
+        cells = [f"{r[k]['value']:.4f} ({r[k]['floor']:.4f})" for k, _ in _COLS]
+        table.add_row(r["label"], *cells, str(r["nfe"]), f"{r['wall_s']:.2f}")
+    return table
+
+
+def _markdown(doc: dict) -> str:
+    lines = [f"# scoredyn demo: mog6, N = {doc['n']}, seed {doc['seed']}", ""]
+    for name, rows in doc["tables"].items():
+        lines += [f"## {name}", ""]
+        lines.append("| run | " + " | ".join(f"{h} | floor" for _, h in _COLS) + " | NFE | wall s |")
+        lines.append("|---|" + "---:|---:|" * len(_COLS) + "---:|---:|")
+        for r in rows:
+            cells = " | ".join(f"{r[k]['value']:.4f} | {r[k]['floor']:.4f}" for k, _ in _COLS)
+            lines.append(f"| {r['label']} | {cells} | {r['nfe']} | {r['wall_s']:.2f} |")
+        lines.append("")
+    lines.append(f"Total wall time {doc['wall_s']:.1f} s; versions {doc['versions']}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Entry point: run the app; user errors become one stderr line and exit status 2."""
+    try:
+        rv = app(standalone_mode=False)
+    except (BadInput, ValueError) as e:
+        print(f"scoredyn: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("scoredyn: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as e:
+        print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

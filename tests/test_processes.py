@@ -1,0 +1,73 @@
+"""Processes: f and g^2 against numerical derivatives, inverses, forward marginals."""
+
+import math
+
+import pytest
+import torch
+
+from scoredyn.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, SubVP
+from scoredyn.targets import mog6
+
+PROCESSES = [VP(), VP("cosine"), SubVP(), VE(), EDM(), OU(), Linear(), DDPMSchedule(), DDPMSchedule(schedule="cosine")]
+IDS = [p.name for p in PROCESSES]
+
+
+def interior_times(p, n=9):
+    # for the discrete schedule stay off the integer kinks of the piecewise-linear log abar
+    lo, hi = p.t_min + 0.02 * (p.t_max - p.t_min), p.t_min + 0.97 * (p.t_max - p.t_min)
+    t = torch.linspace(lo, hi, n, dtype=torch.float64)
+    return torch.floor(t) + 0.5 if isinstance(p, DDPMSchedule) else t
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=IDS)
+def test_f_and_g2_match_numerical_derivatives(p):
+    t = interior_times(p)
+    h = 1e-5 * (p.t_max - p.t_min) if not isinstance(p, DDPMSchedule) else 1e-3
+    dlog_alpha = (torch.log(p.alpha(t + h)) - torch.log(p.alpha(t - h))) / (2 * h)
+    dsigma2 = (p.sigma(t + h) ** 2 - p.sigma(t - h) ** 2) / (2 * h)
+    # central differences: error O(h^2 f''') ~ 1e-9 relative here; 1e-6 leaves room for rounding
+    torch.testing.assert_close(p.f(t), dlog_alpha, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(p.g2(t), dsigma2 - 2 * p.f(t) * p.sigma(t) ** 2, rtol=1e-6, atol=1e-8)
+    assert (p.g2(t) > 0).all()
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=IDS)
+def test_sigma_and_log_snr_invert(p):
+    t = interior_times(p)
+    torch.testing.assert_close(p.sigma_to_t(p.sigma(t)), t, rtol=1e-9, atol=1e-9 * p.t_max)
+    torch.testing.assert_close(p.log_snr_to_t(p.log_snr(t)), t, rtol=1e-9, atol=1e-9 * p.t_max)
+    assert (p.log_snr(t)[1:] < p.log_snr(t)[:-1]).all()  # lambda strictly decreasing
+
+
+@pytest.mark.parametrize("p", [q for q in PROCESSES if q.name != "ve"], ids=[i for i in IDS if i != "ve"])
+def test_clean_end(p):
+    assert float(p.sigma(p.t_min)) == 0.0 and float(p.alpha(p.t_min)) == 1.0
+
+
+def test_known_values():
+    vp = VP()
+    # int_0^1 beta = 0.1 + 19.9 / 2 = 10.05
+    assert math.isclose(float(vp.alpha(1.0)), math.exp(-0.5 * 10.05), rel_tol=1e-12)
+    ddpm = DDPMSchedule()
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
+    torch.testing.assert_close(ddpm.alpha(torch.arange(1, 1001, dtype=torch.float64)) ** 2, abar, rtol=1e-12, atol=0)
+    assert math.isclose(float(VE(0.01, 50).sigma(1.0)), 50.0, rel_tol=1e-12)
+    assert math.isclose(float(OU().g2(3.0)), 1.0) and math.isclose(float(Linear().alpha(0.25)), 0.75)
+
+
+@pytest.mark.parametrize("p", [VP(), VE(), Linear(), DDPMSchedule()], ids=["vp", "ve", "linear", "ddpm"])
+def test_forward_samples_match_exact_marginal(p):
+    """x_t = alpha x0 + sigma eps from exact x0 has the mean and covariance of target.noised."""
+    target = mog6()
+    g = torch.Generator().manual_seed(0)
+    t = torch.tensor(0.3 * p.t_max, dtype=torch.float64)
+    n = 200_000
+    xt = p.marginal_sample(target.sample(n, g), t, torch.randn(n, 2, generator=g, dtype=torch.float64))
+    exact = target.noised(p, t)
+    cov = exact.covariance()
+    # standard error of a mean is sqrt(var / n); 5 standard errors
+    se = torch.sqrt(torch.diagonal(cov) / n)
+    assert ((xt.mean(0) - exact.mean()).abs() < 5 * se).all()
+    torch.testing.assert_close(torch.cov(xt.T), cov, rtol=0.02, atol=0.02 * float(cov.abs().max()))
+    # and the exact log density scores them better than a shifted copy
+    assert exact.log_prob(xt[:2000]).mean() > exact.log_prob(xt[:2000] + 1.0).mean()
