@@ -161,7 +161,7 @@ SAMPLERS: dict[str, Recipe] = {
     ),
     "svgd": Recipe(
         svgd, "edm", "geometric", start="ladder", per_level=True,
-        kwargs={"bandwidth_factor": 1.0, "repulsion": 1.0},
+        kwargs={"bandwidth_factor": 2.0, "repulsion": 1.0},  # the best of the mog6 sweep
         paper="annealed SVGD (Liu & Wang 2016, Alg. 1)",
     ),
     "ddpm": Recipe(ddpm, "ddpm", "ddpm", stochastic=True, paper="Ho et al. 2020, Alg. 2"),
