@@ -5,10 +5,11 @@ A ``Field`` answers, at ``(x, t)`` for one process ``x_t = alpha x_0 + sigma eps
 .. math::
     s = \\nabla_x \\log p_t(x), \\quad \\hat\\epsilon = -\\sigma s, \\quad
     \\hat x_0 = \\frac{x + \\sigma^2 s}{\\alpha} \\;\\text{(Tweedie)}, \\quad
-    v = f x - \\tfrac12 g^2 s = \\dot\\alpha \\hat x_0 + \\dot\\sigma \\hat\\epsilon .
+    v = f x - \\tfrac12 g^2 s = \\dot\\alpha \\hat x_0 - \\tfrac12 \\tfrac{d\\sigma^2}{dt} s .
 
 The velocity is evaluated in its last form: it is the same quantity, but stays finite where
-``alpha -> 0`` (the Linear process at ``t = 1``) whenever the denoiser does.
+``alpha -> 0`` (the Linear process at ``t = 1``) and where ``sigma = 0`` (VP and OU at
+``t = 0``, where ``sigma'`` diverges), whenever the denoiser does.
 """
 
 from __future__ import annotations
@@ -70,12 +71,17 @@ class Field:
         return -_coef(self.process.sigma(as_time(t)), x) * self.score(x, t)
 
     def velocity(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """Probability-flow ODE velocity (Song et al. 2021, eq. 13): ``dx/dt = f x - g^2 s / 2``."""
+        """Probability-flow ODE velocity (Song et al. 2021, eq. 13): ``dx/dt = f x - g^2 s / 2``,
+        evaluated as ``alpha' x0hat - (d sigma^2/dt) s / 2``: the same quantity, finite where
+        ``alpha = 0`` (``f`` diverges) and where ``sigma = 0`` (``sigma'`` may diverge)."""
         t = as_time(t)
         p = self.process
         s = self.score(x, t)
-        x0 = denoise_from_score(x, s, p.alpha(t), p.sigma(t)) if type(self).denoise is Field.denoise else self.denoise(x, t)
-        return _coef(p.d_alpha(t), x) * x0 - _coef(p.d_sigma(t) * p.sigma(t), x) * s
+        if type(self).denoise is Field.denoise:
+            x0 = denoise_from_score(x, s, p.alpha(t), p.sigma(t))
+        else:
+            x0 = self.denoise(x, t)
+        return _coef(p.d_alpha(t), x) * x0 - _coef(0.5 * p.d_sigma2(t), x) * s
 
 
 class AnalyticField(Field):

@@ -60,10 +60,14 @@ class Process:
         """Drift coefficient ``f(t) = d log alpha / dt``."""
         return self.d_alpha(t) / self.alpha(t)
 
+    def d_sigma2(self, t: float | Tensor) -> Tensor:
+        """``d sigma^2 / dt = 2 sigma sigma'``; subclasses whose ``sigma'`` diverges where
+        ``sigma = 0`` (``sigma ~ sqrt(t)``: VP, OU) give its finite closed form."""
+        return 2.0 * self.sigma(t) * self.d_sigma(t)
+
     def g2(self, t: float | Tensor) -> Tensor:
         """Squared diffusion ``g(t)^2 = d sigma^2/dt - 2 f(t) sigma(t)^2``."""
-        s = self.sigma(t)
-        return 2.0 * s * self.d_sigma(t) - 2.0 * self.f(t) * s**2
+        return self.d_sigma2(t) - 2.0 * self.f(t) * self.sigma(t) ** 2
 
     def log_snr(self, t: float | Tensor) -> Tensor:
         """Half log signal-to-noise ratio ``lambda(t) = log alpha(t) - log sigma(t)``."""
@@ -150,6 +154,10 @@ class VP(Process):
         t = as_time(t)
         return -self._d_log_alpha(t) * self.alpha(t) ** 2 / self.sigma(t)
 
+    def d_sigma2(self, t):
+        t = as_time(t)
+        return -2.0 * self._d_log_alpha(t) * self.alpha(t) ** 2
+
     def f(self, t):
         return self._d_log_alpha(as_time(t))
 
@@ -181,6 +189,9 @@ class SubVP(VP):
     def d_sigma(self, t):
         t = as_time(t)
         return -2.0 * self._d_log_alpha(t) * self.alpha(t) ** 2
+
+    def d_sigma2(self, t):
+        return 2.0 * self.sigma(t) * self.d_sigma(t)
 
     def g2(self, t):
         return Process.g2(self, t)
@@ -259,6 +270,9 @@ class OU(Process):
     def d_sigma(self, t):
         t = as_time(t)
         return 0.5 * torch.exp(-t) / self.sigma(t)
+
+    def d_sigma2(self, t):
+        return torch.exp(-as_time(t))
 
     def f(self, t):
         return torch.full_like(as_time(t), -0.5)
@@ -354,6 +368,9 @@ class DDPMSchedule(Process):
     def f(self, t):
         _, n = self._segment(as_time(t))
         return 0.5 * self._log_1mb[n - 1]
+
+    def d_sigma2(self, t):
+        return -2.0 * self.f(t) * self.alpha(t) ** 2
 
     def g2(self, t):
         return -2.0 * self.f(t)
