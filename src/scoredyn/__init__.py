@@ -1,0 +1,53 @@
+"""scoredyn: diffusion models as generative particle dynamics.
+
+A denoiser is a score field (Tweedie); generating is moving particles through it — with noise
+(Langevin, the reverse SDE), without it (the probability-flow ODE, DDIM, EDM Heun), or coupled to
+each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler below.
+"""
+
+from .fields import AnalyticField, CountingField, Field
+from .metrics import energy_distance, evaluate, mode_tv
+from .processes import EDM, OU, VE, VP, DDPMSchedule, Linear, Process, SubVP
+from .samplers import (
+    SampleResult,
+    StepInfo,
+    annealed_langevin,
+    ddim,
+    ddpm,
+    ddpm_grid,
+    dpm_solver_2m,
+    edm_heun,
+    geometric_sigma_grid,
+    karras_grid,
+    langevin,
+    log_snr_grid,
+    ode,
+    predictor_corrector,
+    reverse_sde,
+    score_drift,
+    svgd,
+    uniform_grid,
+    unipc,
+)
+from .sampling import sample
+from .starts import start_distribution
+from .targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # processes
+    "Process", "VP", "SubVP", "VE", "EDM", "OU", "Linear", "DDPMSchedule",
+    # targets
+    "GaussianMixture", "random_mixture", "mog6", "mog10", "rings", "offcentre", "POINT_CLOUDS",
+    # fields
+    "Field", "AnalyticField", "CountingField",
+    # samplers and grids
+    "SampleResult", "StepInfo", "langevin", "annealed_langevin", "score_drift", "svgd", "ddpm", "ddim",
+    "reverse_sde", "ode", "edm_heun", "predictor_corrector", "dpm_solver_2m", "unipc",
+    "karras_grid", "log_snr_grid", "uniform_grid", "geometric_sigma_grid", "ddpm_grid",
+    "start_distribution", "sample",
+    # metrics
+    "evaluate", "energy_distance", "mode_tv",
+]

@@ -65,14 +65,19 @@ def _progress() -> Progress:
 
 
 def _versions() -> dict:
-    return {"scoredyn": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "scoredyn": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @app.command()
 def sample(
     target: Annotated[str, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")],
     sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
-    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for annealed-langevin, svgd, score-drift)")],
+    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
     n: Annotated[int, typer.Option(help="number of particles")],
     out_path: Annotated[Path, typer.Option("--out", help="output .npz")],
     seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,

@@ -1,0 +1,91 @@
+"""The reverse-time SDE family with a free noise scale ``lam``, by Euler–Maruyama.
+
+``lam = 0`` is the probability-flow ODE (Song et al. 2021, eq. 13); ``lam = 1`` is the reverse
+SDE of Anderson (1982) / Song et al. (2021, eq. 6). The EM step here is shared with ``pc.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .._tensor import atleast_2d_points
+from ..fields import Field
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
+from .ode import _euler
+
+__all__ = ["reverse_sde"]
+
+
+def _em_step(
+    field: Field, x: Tensor, t: Tensor, t_next: Tensor, lam: float, xi: Tensor | None
+) -> Tensor:
+    """One Euler–Maruyama step of the reverse family from ``t`` down to ``t_next``.
+
+    The drift is written through the velocity ``v = f x - g^2 s / 2`` (one evaluation):
+    ``f x - (1 + lam^2)/2 g^2 s = v + lam^2 (v - f x)``; with ``lam = 0`` this is the Euler step of
+    the PF-ODE, bit for bit. ``xi`` is the step's standard normal draw, or ``None`` for no noise.
+    """
+    p = field.process
+    h = t_next - t  # negative: reverse time
+    v = field.velocity(x, t)
+    x_next = _euler(x, h, v + lam**2 * (v - p.f(t).to(x.dtype) * x))
+    if xi is None:
+        return x_next
+    return x_next + (lam * torch.sqrt(p.g2(t) * -h)).to(x.dtype) * xi
+
+
+def reverse_sde(
+    field: Field,
+    x: Tensor,
+    grid: Tensor,
+    *,
+    lam: float = 1.0,
+    generator: torch.Generator | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+    return_path: bool = False,
+) -> SampleResult:
+    """Euler–Maruyama on the reverse-time SDE family with noise scale ``lam``.
+
+    Song et al. (2021), eq. 6 (``lam = 1``; Anderson 1982) and eq. 13 (``lam = 0``); the family
+    with a free noise scale (Karras et al. 2022, eq. 6, writes it for ``alpha = 1`` with
+    ``beta(t) sigma^2 = lam^2 g^2 / 2``), integrated from ``t_0`` down to
+    ``t_S`` with ``h_i = t_{i+1} - t_i < 0`` and ``xi_i ~ N(0, I)``:
+
+    .. math::
+        x_{i+1} = x_i + h_i \\Big[f x_i - \\tfrac{1 + \\lambda^2}{2} g^2 s(x_i, t_i)\\Big]
+                  + \\lambda\\, g(t_i) \\sqrt{|h_i|}\\, \\xi_i .
+
+    The final step is taken without noise: nothing after it would remove that noise, which would
+    stay in the output as a blur of std ``lam g sqrt(|h|)`` (Song et al.'s code likewise returns
+    the noise-free mean of the last step). Only left end points are evaluated, so a grid that
+    ends where ``sigma = 0`` needs no special case.
+
+    Args:
+        field: the score field (``field.velocity``).
+        x: start particles at ``grid[0]``, ``(N, D)``.
+        grid: descending times ``(S + 1,)``.
+        lam: noise scale ``>= 0``.
+        generator: the source of ``xi`` (unused when ``lam = 0``).
+        callback: called with ``StepInfo`` after each step.
+        return_path: record the particles at every grid time.
+
+    Returns:
+        ``SampleResult`` with ``nfe = S``.
+    """
+    grid = check_grid(grid)
+    atleast_2d_points(x, x.shape[-1])
+    if not (math.isfinite(lam) and lam >= 0.0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    tracker = Tracker(field, x, callback, return_path)
+    n = len(grid) - 1
+    for i in range(n):
+        # fresh noise for every step but the last
+        xi = noise(x, generator) if lam > 0.0 and i < n - 1 else None
+        # Euler–Maruyama step from t_i to t_{i+1}
+        x = _em_step(tracker.field, x, grid[i], grid[i + 1], lam, xi)
+        tracker.step(i, grid[i + 1], x)
+    return tracker.result(x)
