@@ -3,6 +3,7 @@ counting, path recording, and the forward transition used by churn and ancestral
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from .._tensor import as_time, randn_like
 from ..fields import CountingField, Field
 from ..processes import Process
 
-__all__ = ["SampleResult", "StepInfo", "Tracker", "check_grid", "forward_transition", "noise"]
+__all__ = ["SampleResult", "StepInfo", "Tracker", "check_grid", "forward_transition", "langevin_kick", "noise"]
 
 
 @dataclass
@@ -86,6 +87,16 @@ def forward_transition(
     ratio = a_to / a_from
     std = torch.sqrt(torch.clamp(s_to**2 - ratio**2 * s_from**2, min=0.0))
     return (ratio * x + std * noise).to(x.dtype)
+
+
+def langevin_kick(x: Tensor, drift: Tensor, eta: float, xi: Tensor | None) -> Tensor:
+    """One unadjusted Langevin step ``x + eta drift + sqrt(2 eta) xi`` (``xi = None``: no noise).
+
+    The one kick behind plain and annealed Langevin, SVGD with noise, and the PC corrector.
+    """
+    eta = float(eta)
+    x = x + eta * drift
+    return x + math.sqrt(2.0 * eta) * xi if xi is not None else x
 
 
 def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:

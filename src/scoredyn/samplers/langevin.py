@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..fields import Field
-from ._steps import SampleResult, StepInfo, Tracker, noise
+from ._steps import SampleResult, StepInfo, Tracker, langevin_kick, noise
 
 __all__ = ["langevin", "annealed_langevin", "score_drift"]
 
@@ -32,8 +32,7 @@ def _kick(
     x: Tensor, drift: Tensor, eta: float, generator: torch.Generator | None, noisy: bool = True
 ) -> Tensor:
     """One unadjusted Langevin step ``x + eta drift + sqrt(2 eta) xi`` (``xi = 0`` if not noisy)."""
-    x = x + eta * drift
-    return x + math.sqrt(2.0 * eta) * noise(x, generator) if noisy else x
+    return langevin_kick(x, drift, eta, noise(x, generator) if noisy else None)
 
 
 def _check_points(x: Tensor, name: str = "x") -> Tensor:

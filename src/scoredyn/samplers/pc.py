@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .._tensor import atleast_2d_points
 from ..fields import Field
-from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, langevin_kick, noise
 from .sde import _em_step
 
 __all__ = ["predictor_corrector"]
@@ -84,6 +84,6 @@ def predictor_corrector(
                 z = noise(x, generator)
                 s = tracker.field.score(x, t_next)
                 eps = 2.0 * (snr * _mean_norm(z) / _mean_norm(s)) ** 2
-                x = x + eps.to(x.dtype) * s + torch.sqrt(2.0 * eps).to(x.dtype) * z
+                x = langevin_kick(x, s, eps, z)
         tracker.step(i, t_next, x)
     return tracker.result(x)
