@@ -78,7 +78,7 @@ BAD_SAMPLE_ARGS = {
     "unknown sampler": (["--sampler", "nope"], "unknown sampler"),
     "negative steps": (["--steps", "-3"], "--steps must be a positive"),
     "zero n": (["--n", "0"], "--n must be a positive"),
-    "not a number": (["--steps", "abc"], "abc"),
+    "not a number": (["--steps", "abc"], "--steps"),
     "malformed json": (["--target", "@malformed"], "not valid JSON"),
     "non-SPD json": (["--target", "@nonspd"], "not positive definite"),
     "unknown process": (["--process", "nope"], "unknown process"),

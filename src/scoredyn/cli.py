@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import numpy as np
 import torch
 import typer
@@ -215,12 +214,14 @@ def main() -> None:
     except (BadInput, ValueError) as e:
         print(f"scoredyn: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
-        print("scoredyn: aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as e:
+    except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
         print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
+    except typer.Abort:
+        print("scoredyn: aborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -106,15 +106,16 @@ GRIDS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def make_grid(name: str, process: Process, steps: int, levels: int = 10) -> Tensor:
-    """Build the named grid; for ``geometric`` (annealed ladders) ``levels`` sets its length."""
+def make_grid(name: str, process: Process, steps: int, levels: int = 10, **grid_kwargs) -> Tensor:
+    """Build the named grid; for ``geometric`` (annealed ladders) ``levels`` sets its length.
+    ``grid_kwargs`` (e.g. ``sigma_min``) go to the grid function."""
     if name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}: use one of {', '.join(GRIDS)}")
     if name == "geometric":
         return geometric_sigma_grid(process, levels, LADDER_SIGMA_MAX, LADDER_SIGMA_MIN)
     if name == "ddpm" and not isinstance(process, DDPMSchedule):
         raise ValueError("grid 'ddpm' needs a discrete process (ddpm or ddpm-cosine)")
-    return GRIDS[name](process, steps)
+    return GRIDS[name](process, steps, **grid_kwargs)
 
 
 # --- samplers -------------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class Recipe:
             particle-dynamics text's start at the top of the annealing ladder.
         per_level: ``--steps`` counts steps per noise level (annealed particle samplers).
         kwargs: knobs passed to ``fn``.
+        grid_kwargs: passed to the default grid function (dropped when the grid is overridden).
         stochastic: whether the sampler draws noise after the start.
         paper: the reference shown in tables.
     """
@@ -142,6 +144,7 @@ class Recipe:
     start: str = "exact"
     per_level: bool = False
     kwargs: dict = field(default_factory=dict)
+    grid_kwargs: dict = field(default_factory=dict)
     stochastic: bool = False
     paper: str = ""
 
@@ -174,8 +177,10 @@ SAMPLERS: dict[str, Recipe] = {
     ),
     "edm-heun": Recipe(edm_heun, "edm", "karras", paper="Karras et al. 2022, Alg. 2"),
     "pc": Recipe(predictor_corrector, "edm", "logsnr", stochastic=True, paper="Song et al. 2021, Alg. 2/3"),
-    "dpm-solver-2m": Recipe(dpm_solver_2m, "edm", "karras", paper="Lu et al. 2022, DPM-Solver++(2M)"),
-    "unipc": Recipe(unipc, "edm", "karras", paper="Zhao et al. 2023, UniPC (bh2)"),
+    # multistep solvers: the VP process, uniform in t. On the exact mixtures this beat uniform
+    # log-SNR and Karras grids at NFE 5 and 10 (benchmarks/accuracy_vs_nfe.py, README).
+    "dpm-solver-2m": Recipe(dpm_solver_2m, "vp", "uniform", paper="Lu et al. 2022, DPM-Solver++(2M)"),
+    "unipc": Recipe(unipc, "vp", "uniform", paper="Zhao et al. 2023, UniPC (bh2)"),
 }
 
 

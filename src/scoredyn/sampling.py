@@ -70,7 +70,8 @@ def sample(
         times = t_end.repeat(steps)
         kwargs.setdefault("eta", 0.5 * LADDER_SIGMA_MIN**2)
     else:
-        times = make_grid(grid_name, proc, steps, levels)
+        grid_kwargs = recipe.grid_kwargs if grid is None else {}
+        times = make_grid(grid_name, proc, steps, levels, **grid_kwargs)
     if recipe.per_level:
         kwargs["steps_per_level"] = steps
     kwargs.update(knobs)

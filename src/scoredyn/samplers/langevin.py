@@ -190,6 +190,7 @@ def score_drift(
     steps_per_level: int = 100,
     eta_factor: float = 0.5,
     step_rule: str = "sigma2",
+    generator: torch.Generator | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     return_path: bool = False,
 ) -> SampleResult:
@@ -207,6 +208,7 @@ def score_drift(
         steps_per_level: steps at each level.
         eta_factor: step size factor, as in ``annealed_langevin``.
         step_rule: ``sigma2`` or ``ncsn``.
+        generator: accepted for the common head; unused (no noise).
         callback: called with ``StepInfo`` after each level.
         return_path: keep the particles after each level.
     """
