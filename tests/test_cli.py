@@ -132,7 +132,7 @@ def test_demo_writes_tables(tmp_path):
     labels = [r["label"] for r in doc["tables"]["main"]]
     assert any("(A)" in x for x in labels) and any("(B)" in x for x in labels) and any("(C)" in x for x in labels)
     assert {r["sampler"] for r in doc["tables"]["main"]} >= set(SAMPLERS) - {"langevin"}
-    assert "| (B) annealed Langevin |" in (out / "table.md").read_text()
+    assert "| (B) annealed Langevin | 300 |" in (out / "table.md").read_text()
     with np.load(out / "samples.npz") as z:
         assert len(z.files) == len(labels)
     assert "annealed Langevin" in proc.stdout

@@ -32,7 +32,7 @@ app = typer.Typer(
     help="scoredyn: diffusion models as generative particle dynamics.",
 )
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 140)  # piped tables stay one line per row
 
 
 class BadInput(Exception):
@@ -183,13 +183,14 @@ _COLS = (("mode_tv", "mode TV"), ("energy", "energy dist."), ("sliced_w1", "slic
 def _rich_table(name: str, rows: list[dict]) -> Table:
     table = Table(title=f"mog6 — {name}")
     table.add_column("run")
+    table.add_column("N", justify="right")
     for _, head in _COLS:
         table.add_column(f"{head} (floor)", justify="right")
     for head in ("NFE", "wall s"):
         table.add_column(head, justify="right")
     for r in rows:
         cells = [f"{r[k]['value']:.4f} ({r[k]['floor']:.4f})" for k, _ in _COLS]
-        table.add_row(r["label"], *cells, str(r["nfe"]), f"{r['wall_s']:.2f}")
+        table.add_row(r["label"], str(r["n"]), *cells, str(r["nfe"]), f"{r['wall_s']:.2f}")
     return table
 
 
@@ -197,11 +198,11 @@ def _markdown(doc: dict) -> str:
     lines = [f"# scoredyn demo: mog6, N = {doc['n']}, seed {doc['seed']}", ""]
     for name, rows in doc["tables"].items():
         lines += [f"## {name}", ""]
-        lines.append("| run | " + " | ".join(f"{h} | floor" for _, h in _COLS) + " | NFE | wall s |")
-        lines.append("|---|" + "---:|---:|" * len(_COLS) + "---:|---:|")
+        lines.append("| run | N | " + " | ".join(f"{h} | floor" for _, h in _COLS) + " | NFE | wall s |")
+        lines.append("|---|---:|" + "---:|---:|" * len(_COLS) + "---:|---:|")
         for r in rows:
             cells = " | ".join(f"{r[k]['value']:.4f} | {r[k]['floor']:.4f}" for k, _ in _COLS)
-            lines.append(f"| {r['label']} | {cells} | {r['nfe']} | {r['wall_s']:.2f} |")
+            lines.append(f"| {r['label']} | {r['n']} | {cells} | {r['nfe']} | {r['wall_s']:.2f} |")
         lines.append("")
     lines.append(f"Total wall time {doc['wall_s']:.1f} s; versions {doc['versions']}.")
     return "\n".join(lines) + "\n"

@@ -66,7 +66,7 @@ def score_run(
     target: GaussianMixture, run: StudyRun, n: int, seed: int, metrics: Iterable[str] = STUDY_METRICS
 ) -> tuple[dict, torch.Tensor]:
     """Run one row and score it: each metric against fresh exact samples, beside its floor."""
-    n = run.n or n
+    n = min(run.n, n) if run.n else n  # a row may ask for fewer particles (SVGD is O(N^2)), never more
     t0 = time.perf_counter()
     result, settings = sample(target, run.sampler, steps=run.steps, n=n, seed=seed, **run.knobs)
     wall = time.perf_counter() - t0
