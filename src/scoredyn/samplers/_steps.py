@@ -62,7 +62,7 @@ class Tracker:
 
 
 def check_grid(grid: Tensor, name: str = "grid") -> Tensor:
-    """Validate a grid: 1-D, at least two points, finite, strictly descending. Returns float64."""
+    """Validate a grid: 1-D, at least one point, finite, strictly descending. Returns float64."""
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.ndim != 1 or grid.numel() < 1:
         raise ValueError(f"{name} must be a 1-D tensor of times, got shape {tuple(grid.shape)}")
