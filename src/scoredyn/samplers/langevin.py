@@ -169,17 +169,7 @@ def annealed_langevin(
         callback: called with ``StepInfo`` after each level.
         return_path: keep the particles after each level.
     """
-    x = _check_points(x)
-    grid = _check_level_grid(grid)
-    T = _check_steps(steps_per_level)
-    etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), step_rule)
-    tracker = Tracker(field, x, callback, return_path)
-    for i, (t, eta_i) in enumerate(zip(grid, etas, strict=True)):
-        # T steps of x <- x + eta_i s(x, t_i) + sqrt(2 eta_i) xi (sigma_i = 0: eta_i = 0, skip)
-        for _ in range(T if eta_i > 0 else 0):
-            x = _kick(x, tracker.field.score(x, t), eta_i, generator)
-        tracker.step(i, t, x)
-    return tracker.result(x)
+    return _annealed(field, x, grid, steps_per_level, eta_factor, step_rule, generator, callback, return_path)
 
 
 def score_drift(
@@ -212,14 +202,19 @@ def score_drift(
         callback: called with ``StepInfo`` after each level.
         return_path: keep the particles after each level.
     """
+    return _annealed(field, x, grid, steps_per_level, eta_factor, step_rule, None, callback, return_path, noisy=False)
+
+
+def _annealed(field, x, grid, steps_per_level, eta_factor, step_rule, generator, callback, return_path, noisy=True):
+    """The annealing loop shared by ``annealed_langevin`` and ``score_drift`` (``noisy=False``)."""
     x = _check_points(x)
     grid = _check_level_grid(grid)
     T = _check_steps(steps_per_level)
     etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), step_rule)
     tracker = Tracker(field, x, callback, return_path)
     for i, (t, eta_i) in enumerate(zip(grid, etas, strict=True)):
-        # T steps of x <- x + eta_i s(x, t_i) (sigma_i = 0: eta_i = 0, skip)
+        # T steps of x <- x + eta_i s(x, t_i) [+ sqrt(2 eta_i) xi] (sigma_i = 0: eta_i = 0, skip)
         for _ in range(T if eta_i > 0 else 0):
-            x = _kick(x, tracker.field.score(x, t), eta_i, None, noisy=False)
+            x = _kick(x, tracker.field.score(x, t), eta_i, generator, noisy=noisy)
         tracker.step(i, t, x)
     return tracker.result(x)
