@@ -36,16 +36,22 @@ def table(title: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _progress(row: dict) -> None:
+    print(f"  {row['label']}: mode TV {row['mode_tv']['value']:.4f} ({row['mode_tv']['floor']:.4f}), "
+          f"energy {row['energy']['value']:.4f} ({row['energy']['floor']:.4f}), {row['wall_s']:.1f}s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    # one thread: these are many small tensor operations, which oversubscribed threads slow badly
+    torch.set_num_threads(1)
     sections = {}
     for tname, target in (("mog6", mog6()), ("mog10", mog10())):
         sections[f"{tname}: (B) annealed Langevin, steps per level"] = run_study(
-            target, langevin_steps_sweep(), 2 * args.n, args.seed
+            target, langevin_steps_sweep(), 2 * args.n, args.seed, on_row=_progress
         )[0]
         sweep = svgd_sweep(n=args.n)
         noisy = [
@@ -53,7 +59,9 @@ def main() -> None:
                      {"bandwidth_factor": b, "repulsion": r, "langevin_noise": True}, args.n)
             for b, r in ((1.0, 0.1), (2.0, 1.0))
         ]
-        sections[f"{tname}: (C) SVGD, bandwidth x repulsion"] = run_study(target, sweep + noisy, args.n, args.seed)[0]
+        sections[f"{tname}: (C) SVGD, bandwidth x repulsion"] = run_study(
+            target, sweep + noisy, args.n, args.seed, on_row=_progress
+        )[0]
         for title, rows in sections.items():
             if title.startswith(tname):
                 print(table(title, rows), flush=True)
