@@ -76,12 +76,15 @@ class Field:
         ``alpha = 0`` (``f`` diverges) and where ``sigma = 0`` (``sigma'`` may diverge)."""
         t = as_time(t)
         p = self.process
+        s, x0 = self._score_and_denoise(x, t)
+        return _coef(p.d_alpha(t), x) * x0 - _coef(0.5 * p.d_sigma2(t), x) * s
+
+    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Both at once; a subclass with a shared computation overrides this to do it once."""
         s = self.score(x, t)
         if type(self).denoise is Field.denoise:
-            x0 = denoise_from_score(x, s, p.alpha(t), p.sigma(t))
-        else:
-            x0 = self.denoise(x, t)
-        return _coef(p.d_alpha(t), x) * x0 - _coef(0.5 * p.d_sigma2(t), x) * s
+            return s, denoise_from_score(x, s, self.process.alpha(t), self.process.sigma(t))
+        return s, self.denoise(x, t)
 
 
 class AnalyticField(Field):
@@ -135,14 +138,25 @@ class AnalyticField(Field):
 
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         w, prec_diff, _ = self._posterior(x, as_time(t))
-        return (-torch.einsum("nk,kdn->nd", w, prec_diff)).to(x.dtype)
+        return self._score_from(w, prec_diff).to(x.dtype)
 
     def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
         w, prec_diff, a = self._posterior(x, as_time(t))
+        return self._denoise_from(w, prec_diff, a).to(x.dtype)
+
+    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        w, prec_diff, a = self._posterior(x, t)  # one posterior for both (the PF-ODE velocity)
+        return self._score_from(w, prec_diff).to(x.dtype), self._denoise_from(w, prec_diff, a).to(x.dtype)
+
+    @staticmethod
+    def _score_from(w: Tensor, prec_diff: Tensor) -> Tensor:
+        return -torch.einsum("nk,kdn->nd", w, prec_diff)
+
+    def _denoise_from(self, w: Tensor, prec_diff: Tensor, a: float) -> Tensor:
         covs = self.target.covs.to(self.dtype)
         mean_part = w @ self.target.means.to(self.dtype)
         cov_part = torch.einsum("nk,kdn->nd", w, covs @ prec_diff)  # (K,D,D)@(K,D,N) first: fast
-        return (mean_part + a * cov_part).to(x.dtype)
+        return mean_part + a * cov_part
 
     def log_prob(self, x: Tensor, t: float | Tensor) -> Tensor:
         """Exact ``log p_t(x)`` of the noised mixture."""
