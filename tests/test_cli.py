@@ -136,3 +136,8 @@ def test_demo_writes_tables(tmp_path):
     with np.load(out / "samples.npz") as z:
         assert len(z.files) == len(labels)
     assert "annealed Langevin" in proc.stdout
+
+
+def test_bare_command_prints_help_without_an_empty_error():
+    proc = run_cli(check=False)
+    assert "Commands" in proc.stdout + proc.stderr and "error:" not in proc.stderr

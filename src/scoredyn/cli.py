@@ -216,7 +216,8 @@ def main() -> None:
         print(f"scoredyn: error: {e}", file=sys.stderr)
         sys.exit(2)
     except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
-        print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
+        if e.format_message():  # a bare `scoredyn` has printed its help and has nothing to add
+            print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("scoredyn: aborted", file=sys.stderr)
