@@ -28,10 +28,12 @@ def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def atleast_2d_points(x: Tensor, dim: int, name: str = "x") -> Tensor:
-    """Check that ``x`` is an ``(N, dim)`` batch of finite points; raise ``ValueError`` otherwise."""
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise ValueError(f"{name} must have shape (N, {dim}), got {tuple(x.shape)}")
+def atleast_2d_points(x: Tensor, dim: int | None = None, name: str = "x") -> Tensor:
+    """Check that ``x`` is an ``(N, D)`` tensor of finite points (``D = dim`` when given); raise
+    ``ValueError`` naming it otherwise. Returns ``x``."""
+    if not isinstance(x, Tensor) or x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+        want = f"(N, {dim})" if dim is not None else "(N, D)"
+        raise ValueError(f"{name} must be an {want} tensor of points, got shape {tuple(getattr(x, 'shape', ()))}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x

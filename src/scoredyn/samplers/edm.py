@@ -61,7 +61,7 @@ def edm_heun(
         ``SampleResult``; ``nfe = 2N`` less one per final step into ``sigma = 0``.
     """
     grid = check_grid(grid)
-    atleast_2d_points(x, x.shape[-1])
+    atleast_2d_points(x)
     for name, value in (("S_churn", S_churn), ("S_noise", S_noise), ("S_tmin", S_tmin)):
         if not (math.isfinite(value) and value >= 0.0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._tensor import atleast_2d_points
 from ..fields import Field
 from ._steps import SampleResult, StepInfo, Tracker, langevin_kick, noise
 
@@ -33,15 +34,6 @@ def _kick(
 ) -> Tensor:
     """One unadjusted Langevin step ``x + eta drift + sqrt(2 eta) xi`` (``xi = 0`` if not noisy)."""
     return langevin_kick(x, drift, eta, noise(x, generator) if noisy else None)
-
-
-def _check_points(x: Tensor, name: str = "x") -> Tensor:
-    """Check that ``x`` is an ``(N, D)`` batch of finite points."""
-    if not isinstance(x, Tensor) or x.ndim != 2:
-        raise ValueError(f"{name} must be an (N, D) tensor, got {getattr(x, 'shape', type(x))}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
 
 
 def _check_level_grid(grid: Tensor, name: str = "grid") -> Tensor:
@@ -117,7 +109,7 @@ def langevin(
         callback: called with ``StepInfo`` after each level.
         return_path: keep the particles after each level.
     """
-    x = _check_points(x)
+    x = atleast_2d_points(x)
     grid = _check_level_grid(grid)
     eta = _check_positive(eta, "eta")
     tracker = Tracker(field, x, callback, return_path)
@@ -207,7 +199,7 @@ def score_drift(
 
 def _annealed(field, x, grid, steps_per_level, eta_factor, step_rule, generator, callback, return_path, noisy=True):
     """The annealing loop shared by ``annealed_langevin`` and ``score_drift`` (``noisy=False``)."""
-    x = _check_points(x)
+    x = atleast_2d_points(x)
     grid = _check_level_grid(grid)
     T = _check_steps(steps_per_level)
     etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), step_rule)

@@ -121,7 +121,7 @@ def ode(
         ``sigma = 0`` (heun), ``4S`` (rk4), or the evaluations dopri5 made (adaptive).
     """
     grid = check_grid(grid)
-    atleast_2d_points(x, x.shape[-1])
+    atleast_2d_points(x)
     if method not in ODE_METHODS:
         raise ValueError(f"method must be one of {', '.join(ODE_METHODS)}, got {method!r}")
     if method == "adaptive" and not (rtol > 0 and atol > 0):

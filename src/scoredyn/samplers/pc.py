@@ -65,7 +65,7 @@ def predictor_corrector(
         ``SampleResult``; ``nfe = S + M`` (number of grid times after the first with ``sigma > 0``).
     """
     grid = check_grid(grid)
-    atleast_2d_points(x, x.shape[-1])
+    atleast_2d_points(x)
     if not (math.isfinite(snr) and snr > 0.0):
         raise ValueError(f"snr must be a finite number > 0, got {snr!r}")
     if not isinstance(corrector_steps, int) or corrector_steps < 0:

@@ -77,7 +77,7 @@ def reverse_sde(
         ``SampleResult`` with ``nfe = S``.
     """
     grid = check_grid(grid)
-    atleast_2d_points(x, x.shape[-1])
+    atleast_2d_points(x)
     if not (math.isfinite(lam) and lam >= 0.0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
     tracker = Tracker(field, x, callback, return_path)

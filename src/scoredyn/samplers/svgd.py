@@ -20,11 +20,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._tensor import atleast_2d_points
 from ..fields import Field
 from ._steps import SampleResult, StepInfo, Tracker
 from .langevin import (
     _check_level_grid,
-    _check_points,
     _check_positive,
     _check_steps,
     _kick,
@@ -69,7 +69,7 @@ def svgd_direction(
     Returns:
         ``(N, D)`` the direction ``phi``.
     """
-    h, lam = _check_direction_args(_check_points(x), score, h, repulsion)
+    h, lam = _check_direction_args(atleast_2d_points(x), score, h, repulsion)
     N, D = x.shape
     if chunk_size is None:
         chunk_size = max(1, KERNEL_BLOCK_BYTES // (N * x.element_size()))
@@ -90,7 +90,7 @@ def svgd_direction(
 
 def _svgd_direction_dense(x: Tensor, score: Tensor, h: float, repulsion: float = 1.0) -> Tensor:
     """The SVGD direction term by term through the ``(N, N, D)`` differences (reference only)."""
-    h, lam = _check_direction_args(_check_points(x), score, h, repulsion)
+    h, lam = _check_direction_args(atleast_2d_points(x), score, h, repulsion)
     diff = x[:, None, :] - x[None, :, :]  # diff[i, j] = x_i - x_j
     K = torch.exp(-(diff**2).sum(-1) / h**2)  # K[i, j] = k(x_j, x_i)
     grad_k = (2.0 / h**2) * K[:, :, None] * diff  # grad_{x_j} k(x_j, x_i)
@@ -139,7 +139,7 @@ def svgd(
         return_path: keep the particles after each level.
         chunk_size: rows per kernel block (see ``svgd_direction``).
     """
-    x = _check_points(x)
+    x = atleast_2d_points(x)
     grid = _check_level_grid(grid)
     T = _check_steps(steps_per_level)
     etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), "sigma2")
