@@ -21,7 +21,7 @@ from rich.table import Table
 from . import __version__
 from ._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples
 from .metrics import evaluate as evaluate_samples
-from .registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_target
+from .registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_sampler, resolve_target
 from .sampling import sample as run_sampler
 from .starts import START_KINDS
 
@@ -93,12 +93,10 @@ def sample(
             _fail(f"{name} must be a positive integer, got {value}")
     if seed < 0:
         _fail(f"--seed must be >= 0, got {seed}")
-    if sampler not in SAMPLERS:
-        _fail(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
     if out_path.suffix != ".npz":
         _fail(f"--out must end in .npz, got {out_path}")
     tg = resolve_target(target)
-    total = levels if SAMPLERS[sampler].per_level else steps
+    total = levels if resolve_sampler(sampler).per_level else steps
     t0 = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task(f"{sampler} on {tg.name}", total=total)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ._tensor import as_time
 from .processes import Process
-from .targets.mixture import GaussianMixture
+from .targets.mixture import GaussianMixture, component_terms, precision_times
 
 __all__ = [
     "Field",
@@ -127,14 +127,9 @@ class AnalyticField(Field):
     def _posterior(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, float]:
         """Responsibilities ``w`` (N, K) and ``S_k^{-1}(x - m_k)`` (K, D, N) of the noised mixture."""
         chol, m, a = self._factor(as_time(t))
-        xd = x.to(self.dtype)
-        diff = (xd[None] - m[:, None]).transpose(1, 2)  # (K, D, N)
-        z = torch.linalg.solve_triangular(chol, diff, upper=False)
-        half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        log_joint = torch.log(self.target.weights.to(self.dtype)) - 0.5 * (z**2).sum(1).T - half_logdet
-        w = torch.softmax(log_joint, dim=1)
-        prec_diff = torch.linalg.solve_triangular(chol.transpose(1, 2), z, upper=True)
-        return w, prec_diff, a
+        log_w = torch.log(self.target.weights.to(self.dtype))
+        log_joint, z = component_terms(x.to(self.dtype), log_w, m, chol)
+        return torch.softmax(log_joint, dim=1), precision_times(chol, z), a
 
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         w, prec_diff, _ = self._posterior(x, as_time(t))

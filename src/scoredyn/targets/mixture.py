@@ -71,14 +71,7 @@ class GaussianMixture:
         return self._whiten(x)[0]
 
     def _whiten(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-component joint log densities ``(N, K)`` and whitened residuals ``z = L^{-1}(x - mu)``,
-        shape ``(K, D, N)``."""
-        x = x.to(torch.float64)
-        diff = (x[None, :, :] - self.means[:, None, :]).transpose(1, 2)  # (K, D, N)
-        z = torch.linalg.solve_triangular(self.chol, diff, upper=False)
-        half_logdet = torch.log(torch.diagonal(self.chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
-        log_n = -0.5 * (z**2).sum(1).T - half_logdet - 0.5 * self.dim * LOG_2PI  # (N, K)
-        return torch.log(self.weights) + log_n, z
+        return component_terms(x.to(torch.float64), torch.log(self.weights), self.means, self.chol)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x)``, shape ``(N,)``."""
@@ -92,8 +85,7 @@ class GaussianMixture:
         """Exact ``grad log p(x) = -sum_k w_k(x) Sigma_k^{-1} (x - mu_k)``, shape ``(N, D)``."""
         log_joint, z = self._whiten(x)
         w = torch.softmax(log_joint, dim=1)  # (N, K)
-        prec_diff = torch.linalg.solve_triangular(self.chol.transpose(1, 2), z, upper=True)  # (K, D, N)
-        return -torch.einsum("nk,kdn->nd", w, prec_diff)
+        return -torch.einsum("nk,kdn->nd", w, precision_times(self.chol, z))
 
     # --- the noised marginal -----------------------------------------------------------------------
     def noised(self, process, t: float | Tensor) -> GaussianMixture:
@@ -153,6 +145,22 @@ class GaussianMixture:
 
     def __repr__(self) -> str:
         return f"GaussianMixture(name={self.name!r}, K={self.n_components}, D={self.dim})"
+
+
+def component_terms(x: Tensor, log_weights: Tensor, means: Tensor, chol: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-component joint log densities ``log pi_k + log N(x; m_k, L_k L_k^T)``, shape ``(N, K)``,
+    and whitened residuals ``z = L_k^{-1}(x - m_k)``, shape ``(K, D, N)``: the one Cholesky-based
+    evaluation behind the mixture's density and score and the exact field of any noised mixture."""
+    diff = (x[None, :, :] - means[:, None, :]).transpose(1, 2)  # (K, D, N)
+    z = torch.linalg.solve_triangular(chol, diff, upper=False)
+    half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
+    log_n = -0.5 * (z**2).sum(1).T - half_logdet - 0.5 * means.shape[1] * LOG_2PI  # (N, K)
+    return log_weights + log_n, z
+
+
+def precision_times(chol: Tensor, z: Tensor) -> Tensor:
+    """``S_k^{-1}(x - m_k) = L_k^{-T} z``, shape ``(K, D, N)``, from the whitened residuals."""
+    return torch.linalg.solve_triangular(chol.transpose(1, 2), z, upper=True)
 
 
 def _validate(w: Tensor, m: Tensor, c: Tensor) -> None:
