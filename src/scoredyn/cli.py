@@ -74,20 +74,23 @@ def _versions() -> dict:
 
 @app.command()
 def sample(
-    target: Annotated[str, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")],
     sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
     steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
     n: Annotated[int, typer.Option(help="number of particles")],
     out_path: Annotated[Path, typer.Option("--out", help="output .npz")],
+    target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="a run folder of `scoredyn train`")] = None,
     seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,
     levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
     process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
     grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
     start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}, ladder")] = None,
+    ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     float32: Annotated[bool, typer.Option("--float32", help="particles in float32 (default float64)")] = False,
 ) -> None:
-    """Draw samples with a named sampler and the exact field of a target; write an .npz."""
+    """Draw samples with a named sampler and the exact field of a target, or the field of a trained
+    checkpoint (read on the sampler's process at equal SNR); write an .npz."""
     for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
         if value < 1:
             _fail(f"{name} must be a positive integer, got {value}")
@@ -95,14 +98,15 @@ def sample(
         _fail(f"--seed must be >= 0, got {seed}")
     if out_path.suffix != ".npz":
         _fail(f"--out must end in .npz, got {out_path}")
-    tg = resolve_target(target)
+    dev = _device(device)
+    source, label = _source(target, checkpoint, ema=ema, device=dev)
     total = levels if resolve_sampler(sampler).per_level else steps
     t0 = time.perf_counter()
     with _progress() as bar:
-        task = bar.add_task(f"{sampler} on {tg.name}", total=total)
+        task = bar.add_task(f"{sampler} on {label}", total=total)
         result, settings = run_sampler(
-            tg, sampler, steps=steps, n=n, seed=seed, levels=levels, process=process, grid=grid,
-            start=start, dtype=torch.float32 if float32 else torch.float64, device=_device(device),
+            source, sampler, steps=steps, n=n, seed=seed, levels=levels, process=process, grid=grid,
+            start=start, dtype=torch.float32 if float32 else torch.float64, device=dev,
             callback=lambda info: bar.update(task, completed=info.i + 1),
         )
     wall = time.perf_counter() - t0
@@ -114,29 +118,102 @@ def sample(
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
 
 
+def _source(target: str | None, checkpoint: Path | None, *, ema: bool = True, device: str = "cpu"):
+    """Exactly one of --target / --checkpoint, resolved: (a mixture or a trained model, its label)."""
+    if (target is None) == (checkpoint is None):
+        _fail("give exactly one of --target and --checkpoint")
+    if target is not None:
+        tg = resolve_target(target)
+        return tg, tg.name
+    from .train import load_trained
+
+    return load_trained(checkpoint, ema=ema, device=device), str(checkpoint)
+
+
 @app.command()
 def evaluate(
-    target: Annotated[str, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")],
     samples: Annotated[Path, typer.Option(help=".npz from `scoredyn sample` (its 'samples'), or .npy")],
+    target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="judge against a trained run's data")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
 ) -> None:
-    """Score samples against fresh exact samples of the target, each metric beside its floor."""
-    tg = resolve_target(target)
+    """Score samples against fresh exact samples of the target (or the data a checkpoint was trained
+    on: its exact mixture, fresh toy points, or held-out digits), each metric beside its floor."""
     x = load_samples(samples)
-    if x.shape[1] != tg.dim:
-        _fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
-    report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
+    if checkpoint is not None and target is None:
+        from .quality import judge_samples
+        from .train import load_trained
+
+        data = load_trained(checkpoint).config.data
+        report = judge_samples(torch.from_numpy(x), data.name, n_train=data.n, data_seed=data.seed, seed=seed)
+    else:
+        tg, _ = _source(target, checkpoint)
+        if x.shape[1] != tg.dim:
+            _fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
+        report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
     if as_json:
         print(json.dumps(report))
         return
-    table = Table(title=f"{samples} against {tg.name} (N = {x.shape[0]})")
+    table = Table(title=f"{samples} (N = {x.shape[0]})")
     for col in ("metric", "value", "MC floor", "ratio"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     for key, val in report.items():
         if isinstance(val, dict) and "value" in val:
-            table.add_row(key, f"{val['value']:.4g}", f"{val['floor']:.4g}", f"{val['ratio']:.2f}")
+            floor = "" if val.get("floor") is None else f"{val['floor']:.4g}"
+            ratio = "" if val.get("ratio") is None else f"{val['ratio']:.2f}"
+            table.add_row(key, f"{val['value']:.4g}", floor, ratio)
     out.print(table)
+
+
+@app.command()
+def train(
+    data: Annotated[str | None, typer.Option(help="dataset: a toy, a mixture name or .json, or digits")] = None,
+    objective: Annotated[str | None, typer.Option(help="training objective (see README)")] = None,
+    process: Annotated[str | None, typer.Option(help=f"forward process: {', '.join(PROCESSES)}")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (checkpoints, logs)")] = None,
+    config: Annotated[Path | None, typer.Option(help="a TOML config; flags and --set override it")] = None,
+    steps: Annotated[int | None, typer.Option(help="total optimizer steps")] = None,
+    net: Annotated[str | None, typer.Option(help="mlp or unet")] = None,
+    parameterization: Annotated[str | None, typer.Option(help="eps, x0, v, score, edm or flow")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the run")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="override any config field: section.key=value (repeatable)")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="ignore checkpoints in --out and start over")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Train a score model; resumes from the newest good checkpoint in --out unless --fresh."""
+    from .config import TrainConfig, apply_overrides, load_toml
+    from .train import Trainer
+
+    cfg = load_toml(config) if config is not None else TrainConfig()
+    flags = {
+        "data.name": data, "objective.name": objective, "objective.process": process,
+        "run.out": None if out_dir is None else str(out_dir), "optim.steps": steps, "model.net": net,
+        "model.parameterization": parameterization, "run.seed": seed, "run.device": device,
+    }
+    items = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    items.append(f"run.progress={progress and err.is_terminal}")
+    cfg = apply_overrides(cfg, items + list(overrides or []))
+    _device(cfg.run.device)
+    if fresh and Path(cfg.run.out, "checkpoints").exists():
+        import shutil
+
+        shutil.rmtree(Path(cfg.run.out, "checkpoints"))
+        Path(cfg.run.out, "metrics.jsonl").unlink(missing_ok=True)
+    trainer = Trainer(cfg, resume=True)
+    if trainer.step >= cfg.optim.steps:
+        err.print(f"{cfg.run.out} is already at step {trainer.step} (optim.steps = {cfg.optim.steps}); nothing to do")
+        return
+    start = trainer.step
+    result = trainer.fit()
+    resumed = f" (resumed at step {start})" if start else ""
+    err.print(
+        f"trained {cfg.objective.name} on {cfg.data.name} to step {result.step}{resumed}: loss {result.loss:.4g}, "
+        f"{result.seconds:.1f}s, {result.samples_per_second:.0f} samples/s; wrote {cfg.run.out}"
+    )
 
 
 @app.command()
@@ -213,6 +290,13 @@ def main() -> None:
     except (BadInput, ValueError) as e:
         print(f"scoredyn: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as e:
+        from .train import TrainingDiverged
+
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"scoredyn: error: {e}", file=sys.stderr)
+        sys.exit(1)
     except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
         if e.format_message():  # a bare `scoredyn` has printed its help and has nothing to add
             print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)

@@ -14,15 +14,18 @@ The velocity is evaluated in its last form: it is the same quantity, but stays f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from ._tensor import as_time
+from ._tensor import LOG_2PI, as_time
 from .processes import Process
 from .targets.mixture import GaussianMixture, component_terms, precision_times
 
 __all__ = [
     "Field",
+    "Prediction",
     "AnalyticField",
     "CountingField",
     "score_from_denoise",
@@ -52,6 +55,54 @@ def score_from_eps(eps: Tensor, sigma: Tensor) -> Tensor:
     return -eps / _coef(sigma, eps)
 
 
+def per_sample_time(t: float | Tensor, n: int) -> Tensor:
+    """Times as a float64 tensor of shape ``(n,)`` (a scalar ``t`` is broadcast)."""
+    t = as_time(t)
+    if t.ndim == 0:
+        return t.expand(n)
+    if t.shape != (n,):
+        raise ValueError(f"t must be a scalar or have shape ({n},), got {tuple(t.shape)}")
+    return t
+
+
+@dataclass
+class Prediction:
+    """What a field predicts at ``(x, t)``: ``x0hat`` and ``eps_hat``, with the coefficients of ``t``.
+
+    ``alpha``, ``sigma``, ``d_alpha``, ``d_sigma`` are ``(N, 1)`` tensors in ``x``'s dtype. Every
+    other target of a training objective follows from these (and is computed here, once).
+    """
+
+    x: Tensor
+    alpha: Tensor
+    sigma: Tensor
+    d_alpha: Tensor
+    d_sigma: Tensor
+    x0: Tensor
+    eps: Tensor
+
+    @property
+    def score(self) -> Tensor:
+        """``s = -eps / sigma`` (Vincent 2011)."""
+        return -self.eps / self.sigma
+
+    @property
+    def v(self) -> Tensor:
+        """``v = alpha eps - sigma x0`` (Salimans & Ho 2022)."""
+        return self.alpha * self.eps - self.sigma * self.x0
+
+    @property
+    def flow(self) -> Tensor:
+        """The probability-flow velocity ``E[alpha' x0 + sigma' eps | x]`` (Lipman et al. 2023)."""
+        return self.d_alpha * self.x0 + self.d_sigma * self.eps
+
+
+def coefficients(process: Process, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``alpha, sigma, alpha', sigma'`` at per-sample times ``t`` (N,), as (N, 1) in ``like``'s dtype."""
+    a, s, da, ds = (process.alpha(t), process.sigma(t), process.d_alpha(t), process.d_sigma(t))
+    return _coef(a, like), _coef(s, like), _coef(da, like), _coef(ds, like)
+
+
 class Field:
     """A score field of one process. Subclasses implement ``score``; they may override
     ``denoise`` where they have a form that is better conditioned than Tweedie's."""
@@ -78,6 +129,14 @@ class Field:
         p = self.process
         s, x0 = self._score_and_denoise(x, t)
         return _coef(p.d_alpha(t), x) * x0 - _coef(0.5 * p.d_sigma2(t), x) * s
+
+    def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
+        """``x0hat`` and ``eps_hat`` at ``x`` (N, D) and times ``t`` (a scalar or one per sample, (N,)),
+        what the training objectives read. ``y`` (class labels) is used by conditional fields only."""
+        t = per_sample_time(t, x.shape[0])
+        a, s, da, ds = coefficients(self.process, t, x)
+        score, x0 = self._score_and_denoise(x, t)
+        return Prediction(x, a, s, da, ds, x0, -s * score)
 
     def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Both at once; a subclass with a shared computation overrides this to do it once."""
@@ -113,8 +172,6 @@ class AnalyticField(Field):
 
     def _factor(self, t: Tensor) -> tuple[Tensor, Tensor, float]:
         """Cholesky factors of ``S_k`` at ``t`` and the scaled means (cached for the last ``t``)."""
-        if t.ndim != 0:
-            raise ValueError("AnalyticField takes one time for the whole batch (a 0-dim t)")
         key = float(t)
         if self._cache is None or self._cache[0] != key:
             a, s = float(self.process.alpha(t)), float(self.process.sigma(t))
@@ -124,12 +181,31 @@ class AnalyticField(Field):
             self._cache = (key, chol.to(self.dtype), (a * tg.means).to(self.dtype), a)
         return self._cache[1], self._cache[2], self._cache[3]
 
-    def _posterior(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, float]:
+    def _posterior(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, float | Tensor]:
         """Responsibilities ``w`` (N, K) and ``S_k^{-1}(x - m_k)`` (K, D, N) of the noised mixture."""
-        chol, m, a = self._factor(as_time(t))
+        t = as_time(t)
+        if t.ndim == 1:
+            return self._posterior_per_sample(x, t)
+        chol, m, a = self._factor(t)
         log_w = torch.log(self.target.weights.to(self.dtype))
         log_joint, z = component_terms(x.to(self.dtype), log_w, m, chol)
         return torch.softmax(log_joint, dim=1), precision_times(chol, z), a
+
+    def _posterior_per_sample(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The same with one time per sample (training objectives): ``N x K`` Cholesky factors."""
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}")
+        tg = self.target
+        a, s = self.process.alpha(t)[:, None, None, None], self.process.sigma(t)[:, None, None, None]
+        eye = torch.eye(tg.dim, dtype=torch.float64)
+        chol = torch.linalg.cholesky(a**2 * tg.covs[None] + s**2 * eye).to(self.dtype)  # (N, K, D, D)
+        diff = x.to(self.dtype)[:, None, :, None] - (a * tg.means[None, :, :, None]).to(self.dtype)
+        z = torch.linalg.solve_triangular(chol, diff, upper=False)  # (N, K, D, 1)
+        half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (N, K)
+        log_n = -0.5 * (z[..., 0] ** 2).sum(-1) - half_logdet - 0.5 * tg.dim * LOG_2PI
+        w = torch.softmax(torch.log(tg.weights.to(self.dtype)) + log_n, dim=1)
+        prec_diff = torch.linalg.solve_triangular(chol.transpose(-1, -2), z, upper=True)[..., 0]
+        return w, prec_diff.permute(1, 2, 0), a[:, 0, 0].to(self.dtype)
 
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         w, prec_diff, _ = self._posterior(x, as_time(t))
@@ -147,7 +223,7 @@ class AnalyticField(Field):
     def _score_from(w: Tensor, prec_diff: Tensor) -> Tensor:
         return -torch.einsum("nk,kdn->nd", w, prec_diff)
 
-    def _denoise_from(self, w: Tensor, prec_diff: Tensor, a: float) -> Tensor:
+    def _denoise_from(self, w: Tensor, prec_diff: Tensor, a: float | Tensor) -> Tensor:
         covs = self.target.covs.to(self.dtype)
         mean_part = w @ self.target.means.to(self.dtype)
         cov_part = torch.einsum("nk,kdn->nd", w, covs @ prec_diff)  # (K,D,D)@(K,D,N) first: fast

@@ -1,28 +1,36 @@
-"""``sample``: run a named sampler on an exact target in one call (what the CLI and the demo use).
+"""``sample``: run a named sampler in one call (what the CLI and the demo use).
 
 It resolves the recipe of ``registry.SAMPLERS``, builds the process, the grid and the start, seeds
 one ``torch.Generator`` that feeds every random draw (start, noise, churn), and runs the sampler
-on the exact field of the target.
+on the exact field of a target, or on the field of a trained model. A trained field is read on
+the recipe's process through ``OnProcess`` (same signal-to-noise ratio), so a model trained under
+any process runs every sampler; its default start is the Gaussian with the training data's
+moments pushed through the process (there is no exact ``p_T`` to start from).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from .fields import AnalyticField
+from .fields import AnalyticField, Field
+from .parameterizations import OnProcess
 from .registry import LADDER_SIGMA_MAX, LADDER_SIGMA_MIN, make_grid, resolve_process, resolve_sampler
 from .samplers._steps import SampleResult, StepInfo
 from .samplers.grids import sigma_hat_to_t
 from .starts import start_distribution
 from .targets.mixture import GaussianMixture
 
+if TYPE_CHECKING:
+    from .train import TrainedModel
+
 __all__ = ["sample"]
 
 
 def sample(
-    target: GaussianMixture,
+    target: GaussianMixture | TrainedModel,
     sampler: str,
     *,
     steps: int,
@@ -38,10 +46,10 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     **knobs,
 ) -> tuple[SampleResult, dict]:
-    """Draw ``n`` samples from ``target`` with the named sampler and its exact field.
+    """Draw ``n`` samples from ``target`` with the named sampler and its field.
 
     Args:
-        target: the exact mixture.
+        target: an exact mixture (its exact field), or a trained model (``train.load_trained``).
         sampler: a name from ``registry.SAMPLERS``.
         steps: the sampler's step count (per noise level for annealed particle samplers).
         n: number of particles.
@@ -76,11 +84,19 @@ def sample(
         kwargs["steps_per_level"] = steps
     kwargs.update(knobs)
 
+    trained = not isinstance(target, GaussianMixture)
     start_kind = start or recipe.start
+    if trained and start_kind == "exact":
+        start_kind = "moments"
+    dim = target.field_dim if trained else target.dim
     if start_kind == "ladder":
-        eye = torch.eye(target.dim, dtype=torch.float64)
-        zeros = torch.zeros(1, target.dim, dtype=torch.float64)
+        eye = torch.eye(dim, dtype=torch.float64)
+        zeros = torch.zeros(1, dim, dtype=torch.float64)
         start_law = GaussianMixture([1.0], zeros, (LADDER_SIGMA_MAX**2 * eye)[None], name="ladder")
+    elif trained:
+        if start_kind == "exact":
+            raise ValueError("start 'exact' needs an exact target; a trained model starts from 'moments'")
+        start_law = start_distribution(start_kind, proc, times[0], target=target.moments_law(), dim=dim)
     else:
         start_law = start_distribution(start_kind, proc, times[0], target=target)
 
@@ -89,10 +105,10 @@ def sample(
     if device != "cpu":
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
-    field = AnalyticField(target, proc)
+    field = _field_on(target.field, proc) if trained else AnalyticField(target, proc)
     result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
     settings = {
-        "target": target.name,
+        "target": target.name if not trained else f"checkpoint:{target.directory}",
         "sampler": sampler,
         "steps": steps,
         "levels": levels if recipe.per_level else None,
@@ -106,3 +122,18 @@ def sample(
         "knobs": {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)},
     }
     return result, settings
+
+
+def _field_on(field: Field, process) -> Field:
+    """The field itself under its own process, else read on ``process`` at equal SNR."""
+    if type(field.process) is type(process) and vars(field.process).keys() == vars(process).keys():
+        if all(_same(vars(field.process)[k], vars(process)[k]) for k in vars(process)):
+            return field
+    return OnProcess(field, process)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        both = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+        return both and a.shape == b.shape and bool((a == b).all())
+    return a == b

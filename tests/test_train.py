@@ -1,0 +1,221 @@
+"""The trainer: exact resume (also after SIGKILL mid-write), NaN safety, DDP on gloo, configs.
+
+Runs are tiny (a 2x32 MLP, batch 64, tens of steps): what is tested is bookkeeping, which is exact
+on the CPU, so parameters are compared bit for bit. How well the trainer learns is tested in
+``test_learning.py`` and measured in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from scoredyn.checkpoint import latest_checkpoint, load_checkpoint
+from scoredyn.config import TrainConfig, apply_overrides, config_to_dict, dump_toml
+from scoredyn.train import Trainer, TrainingDiverged, load_trained
+
+SMALL = [
+    "data.name=mog6",
+    "data.n=2000",
+    "model.hidden=32",
+    "model.depth=2",
+    "model.emb_dim=16",
+    "optim.batch_size=64",
+    "optim.steps=30",
+    "optim.warmup=5",
+    "optim.ema_decay=0.9",
+    "run.ckpt_every=10",
+    "run.log_every=5",
+    "run.progress=false",
+]
+
+
+def small_config(out: Path, *extra: str) -> TrainConfig:
+    return apply_overrides(TrainConfig(), [*SMALL, f"run.out={out}", *extra])
+
+
+def state_of(trainer: Trainer) -> dict[str, torch.Tensor]:
+    sd = {f"model.{k}": v.clone() for k, v in trainer.model.state_dict().items()}
+    sd.update({f"ema.{k}": v.clone() for k, v in trainer.ema.state_dict().items()})
+    for i, st in trainer.optimizer.state_dict()["state"].items():
+        sd.update({f"optim.{i}.{k}": torch.as_tensor(v).clone() for k, v in st.items()})
+    return sd
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def losses(out: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("a")
+    trainer = Trainer(small_config(out))
+    trainer.fit()
+    return out, state_of(trainer)
+
+
+def test_stop_and_resume_is_bitwise_identical(tmp_path, uninterrupted):
+    ref_out, ref_state = uninterrupted
+    first = Trainer(small_config(tmp_path))
+    first.fit(steps=20)  # a stop at step 20 (its checkpoint is the last thing written)
+    resumed = Trainer(small_config(tmp_path))
+    assert resumed.step == 20
+    resumed.fit()
+    assert_bitwise_equal(state_of(resumed), ref_state)
+    assert losses(tmp_path) == losses(ref_out)  # the log is continued, not duplicated
+
+
+def test_sigkill_during_a_checkpoint_write_resumes_from_the_last_good_one(tmp_path, uninterrupted):
+    """A process killed (SIGKILL, no cleanup) halfway through writing the step-20 tensors file."""
+    ref_out, ref_state = uninterrupted
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.argv = ["x"]
+        import scoredyn.checkpoint as ck
+        from scoredyn.config import TrainConfig, apply_overrides
+        from scoredyn.train import Trainer
+        import tempfile
+        real = ck._write_atomic
+        def dying(path, data):
+            if path.name == "step-00000020.safetensors":  # the real writer's temp file, half written
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=ck._TMP_SUFFIX)
+                os.write(fd, data[: len(data) // 2]); os.fsync(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(path, data)
+        ck._write_atomic = dying
+        cfg = apply_overrides(TrainConfig(), {[*SMALL, f"run.out={tmp_path}"]!r})
+        Trainer(cfg).fit()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env())
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    ckpts = tmp_path / "checkpoints"
+    assert any(p.name.startswith(".step-00000020") for p in ckpts.iterdir())  # the half-written file
+    assert latest_checkpoint(ckpts).name == "step-00000010.json"
+    resumed = Trainer(small_config(tmp_path))
+    assert resumed.step == 10
+    resumed.fit()
+    assert_bitwise_equal(state_of(resumed), ref_state)
+    assert losses(tmp_path) == losses(ref_out)
+    assert not any(p.name.startswith(".step-") for p in ckpts.iterdir())  # the debris is cleaned up
+
+
+class NaNAt:
+    """An objective that turns NaN at one step (a diverging run, made deterministic)."""
+
+    def __init__(self, inner, step):
+        self.inner, self.step, self.calls = inner, step, 0
+        self.default_parameterization = inner.default_parameterization
+
+    def draw(self, x0, generator):
+        return self.inner.draw(x0, generator)
+
+    def loss(self, field, x0, y, draws):
+        self.calls += 1
+        value = self.inner.loss(field, x0, y, draws)
+        return value * float("nan") if self.calls >= self.step else value
+
+
+def test_nan_loss_stops_and_never_overwrites_the_last_good_checkpoint(tmp_path):
+    cfg = small_config(tmp_path)
+    plain = Trainer(cfg)
+    trainer = Trainer(cfg, objective=NaNAt(plain.objective, step=17))
+    with pytest.raises(TrainingDiverged, match="loss is not finite at step 17"):
+        trainer.fit()
+    last = latest_checkpoint(tmp_path / "checkpoints")
+    assert last.name == "step-00000010.json"
+    tensors, meta = load_checkpoint(last)
+    assert all(torch.isfinite(v).all() for v in tensors["model"].values())
+    # the model was not stepped with the NaN gradient either
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    Trainer(small_config(tmp_path)).fit(steps=10)
+    with pytest.raises(ValueError, match="cannot resume: optim.lr"):
+        Trainer(small_config(tmp_path, "optim.lr=1e-4"))
+    # more steps is a continuation, not a different run
+    assert Trainer(small_config(tmp_path, "optim.steps=50")).step == 10
+
+
+def test_checkpoints_are_kept_to_the_last_k(tmp_path):
+    Trainer(small_config(tmp_path, "run.keep=2", "run.ckpt_every=5")).fit()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-00000025.json", "step-00000025.safetensors", "step-00000030.json", "step-00000030.safetensors"]
+
+
+def test_run_folder_rebuilds_the_field_alone(tmp_path, uninterrupted):
+    ref_out, _ = uninterrupted
+    trained = load_trained(ref_out)
+    assert trained.step == 30
+    assert (ref_out / "config.toml").read_text() == dump_toml(trained.config)
+    trainer = Trainer(small_config(ref_out))  # resumes at 30: the same EMA weights
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(trained.field.denoise(x, 0.5), trainer.field().denoise(x, 0.5))
+
+
+def test_conditional_training_uses_the_null_class_for_dropped_labels(tmp_path):
+    trainer = Trainer(small_config(tmp_path, "model.conditional=true", "model.label_dropout=0.5"))
+    _, y, _ = trainer._draw(4000)
+    k = trainer.num_classes
+    assert k == 6
+    dropped = float((y == k).double().mean())
+    assert abs(dropped - 0.5) < 4 * (0.25 / 4000) ** 0.5  # binomial: 4 standard errors
+    assert set(y.tolist()) <= set(range(k + 1))
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_on_two_gloo_processes_follows_the_single_process_run(tmp_path, uninterrupted):
+    """torchrun, 2 CPU processes (gloo), global batch 64 split 32 + 32: the same loss trajectory as
+    one process with batch 64. Only the order of float32 sums differs (gradient all-reduce, loss
+    mean over halves), so the losses agree to ~1e-6 relative after 30 Adam steps; 1e-4 is a
+    margin that a wrong shard (another batch: losses differ by >1e-1) cannot meet."""
+    ref_out, _ = uninterrupted
+    out = tmp_path / "ddp"
+    toml = tmp_path / "run.toml"
+    toml.write_text(dump_toml(small_config(out)))
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(_free_port()), "-m", "scoredyn", "train", "--config", str(toml), "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp, single = losses(out), losses(ref_out)
+    assert [s for s, _ in ddp] == [s for s, _ in single]
+    for (_, a), (_, b) in zip(ddp, single, strict=True):
+        assert abs(a - b) <= 1e-4 * abs(b), (a, b)
+    assert config_to_dict(load_trained(out).config) == config_to_dict(small_config(out))
+
+
+def test_config_is_frozen_and_overrides_return_new_configs(tmp_path):
+    cfg = small_config(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.optim.lr = 1.0  # type: ignore[misc]
