@@ -47,7 +47,7 @@ def record(name, value, unit, baseline, baseline_value, settings, ratio=None) ->
         "ratio": ratio,
         "settings": settings,
         "versions": versions(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
