@@ -5,8 +5,13 @@ A denoiser is a score field (Tweedie); generating is moving particles through it
 each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler below.
 """
 
-from .fields import AnalyticField, CountingField, Field
+from .config import TrainConfig, apply_overrides, load_toml
+from .data import load_dataset
+from .fields import AnalyticField, CountingField, Field, Prediction
+from .losses import OBJECTIVE_NAMES, make_objective
 from .metrics import energy_distance, evaluate, mode_tv
+from .nets import MLP, UNet, build_net
+from .parameterizations import PARAMETERIZATIONS, NetworkField, OnProcess
 from .processes import EDM, OU, VE, VP, DDPMSchedule, Linear, Process, SubVP
 from .samplers import (
     SampleResult,
@@ -32,6 +37,7 @@ from .samplers import (
 from .sampling import sample
 from .starts import start_distribution
 from .targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
+from .train import Trainer, load_trained
 
 __version__ = "0.1.0"
 
@@ -42,7 +48,10 @@ __all__ = [
     # targets
     "GaussianMixture", "random_mixture", "mog6", "mog10", "rings", "offcentre", "POINT_CLOUDS",
     # fields
-    "Field", "AnalyticField", "CountingField",
+    "Field", "AnalyticField", "CountingField", "Prediction", "NetworkField", "OnProcess", "PARAMETERIZATIONS",
+    # training
+    "TrainConfig", "apply_overrides", "load_toml", "load_dataset", "make_objective", "OBJECTIVE_NAMES",
+    "MLP", "UNet", "build_net", "Trainer", "load_trained",
     # samplers and grids
     "SampleResult", "StepInfo", "langevin", "annealed_langevin", "score_drift", "svgd", "ddpm", "ddim",
     "reverse_sde", "ode", "edm_heun", "predictor_corrector", "dpm_solver_2m", "unipc",

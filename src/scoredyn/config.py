@@ -57,7 +57,7 @@ class ModelConfig:
     hidden: int = 256
     depth: int = 4
     emb_dim: int = 128
-    channels: int = 64
+    channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2)
     sigma_data: float = 0.0  # 0 = estimate from the data's std
     conditional: bool = False

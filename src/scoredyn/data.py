@@ -31,6 +31,7 @@ REFERENCE_SEED_OFFSET = 0x9E3779B9
 
 DIGITS_HELD_OUT = 0.2
 
+
 @dataclass
 class Dataset:
     """A training set and where to get fresh samples of its distribution.

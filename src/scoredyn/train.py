@@ -49,7 +49,7 @@ from .processes import Process
 from .registry import resolve_process
 from .targets.mixture import GaussianMixture
 
-__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "versions"]
+__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "export_model", "versions"]
 
 RUN_FILE = "run.json"
 
@@ -442,3 +442,19 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     process = resolve_process(config.objective.process)
     field_ = NetworkField(net, process, info["parameterization"], sigma_data=info["sigma_data"])
     return TrainedModel(field_, config, info, step, str(directory))
+
+
+def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Write the EMA weights of a run's newest checkpoint as ``dest/model.safetensors`` beside a
+    copy of its ``run.json`` (with the step): a small folder ``load_trained`` reads (no optimizer)."""
+    from safetensors.torch import save_file
+
+    model = load_trained(run_dir)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.field.net.state_dict().items()}
+    tmp = dest / ".model.safetensors.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, dest / "model.safetensors")
+    atomic_write_json(dest / RUN_FILE, {**model.info, "step": model.step})
+    return dest

@@ -1,0 +1,102 @@
+"""`scoredyn train`, `sample --checkpoint` and `evaluate --checkpoint`: the contract of DESIGN.md,
+configs from TOML with flag and --set overrides, resume from the CLI, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scoredyn.cli import main
+from scoredyn.config import load_toml
+from scoredyn.train import load_trained
+
+TINY = ["--set", "data.n=1000", "--set", "model.hidden=32", "--set", "model.depth=2", "--set", "model.emb_dim=16",
+        "--set", "optim.batch_size=64", "--set", "run.log_every=10"]  # fmt: skip
+
+
+def run_cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", *map(str, args)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run_cli("train", "--data", "mog6", "--objective", "eps", "--process", "vp", "--out", out, "--steps", 20, *TINY)
+    return out
+
+
+def test_train_writes_a_run_folder_that_sample_needs_nothing_else_to_use(run_dir, tmp_path):
+    assert {"run.json", "config.toml", "metrics.jsonl", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
+    cfg = load_toml(run_dir / "config.toml")
+    assert (cfg.objective.name, cfg.objective.process, cfg.optim.steps, cfg.model.hidden) == ("eps", "vp", 20, 32)
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20] and all(np.isfinite(r["loss"]) for r in log)
+    out = tmp_path / "s.npz"
+    run_cli("sample", "--checkpoint", run_dir, "--sampler", "edm-heun", "--steps", 5, "--n", 50, "--seed", 4,
+            "--out", out)  # fmt: skip
+    with np.load(out) as z:
+        x, nfe, settings = z["samples"], int(z["nfe"]), json.loads(str(z["settings"]))
+    assert x.shape == (50, 2) and np.isfinite(x).all() and nfe == 9  # Heun: 2 per step, Euler last
+    assert settings["target"] == f"checkpoint:{run_dir}" and settings["process"] == "edm"
+    proc = run_cli("evaluate", "--checkpoint", run_dir, "--samples", out, "--json")
+    report = json.loads(proc.stdout)
+    assert {"energy", "mode_tv"} <= report.keys() and report["n"] == 50
+
+
+def test_train_resumes_from_the_cli_and_a_toml_config(run_dir, tmp_path):
+    out = tmp_path / "again"
+    toml = tmp_path / "c.toml"
+    toml.write_text((run_dir / "config.toml").read_text().replace(str(run_dir), str(out)))
+    run_cli("train", "--config", toml, "--steps", 10)
+    assert load_trained(out).step == 10
+    proc = run_cli("train", "--config", toml)  # continues to the file's 20 steps
+    assert "resumed at step 10" in proc.stderr
+    assert load_trained(out).step == 20
+    proc = run_cli("train", "--config", toml)
+    assert "nothing to do" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objective", "nope"], "objective must be one of"),
+        (["--objective", "vlb", "--process", "vp"], "needs the discrete DDPMSchedule process"),
+        (["--objective", "cfm", "--process", "ddpm"], "needs a continuous process"),
+        (["--parameterization", "flow", "--process", "ddpm", "--objective", "eps"], "'flow' needs a continuous"),
+        (["--process", "nope"], "unknown process"),
+        (["--data", "nope"], "unknown"),
+        (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
+        (["--set", "optim.lr"], "key=value"),
+        (["--set", "optim.steps=1.5"], "optim.steps"),
+        (["--set", "model.conditional=true", "--data", "moons"], "needs labelled data"),
+        (["--config", "/nonexistent.toml"], "/nonexistent.toml"),
+        (["--net", "unet"], "unet"),
+    ],
+)
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    argv = ["scoredyn", "train", "--out", str(tmp_path / "x"), "--steps", "2", *TINY, *args]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        main()  # in-process: the same entry point as the console script, without a torch import each
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_sample_needs_exactly_one_source(tmp_path, run_dir):
+    for extra in ([], ["--target", "mog6", "--checkpoint", run_dir]):
+        proc = run_cli("sample", "--sampler", "ddim", "--steps", 2, "--n", 4, "--out", tmp_path / "a.npz", *extra,
+                       check=False)  # fmt: skip
+        assert proc.returncode == 2 and "exactly one of --target and --checkpoint" in proc.stderr
+    proc = run_cli("sample", "--checkpoint", tmp_path, "--sampler", "ddim", "--steps", 2, "--n", 4,
+                   "--out", tmp_path / "a.npz", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "not a scoredyn run folder" in proc.stderr
