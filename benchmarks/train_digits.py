@@ -34,7 +34,9 @@ def save_grid(x: torch.Tensor, path: Path, rows: int = 10) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    imgs = x[: rows * rows].clamp(-1, 1).reshape(rows, rows, 8, 8).permute(0, 2, 1, 3).reshape(rows * 8, rows * 8)
+    tiles = x[: rows * rows].clamp(-1, 1).reshape(rows, rows, 8, 8)
+    tiles = torch.nn.functional.pad(tiles, (1, 1, 1, 1), value=-1.0)  # a blank margin around each digit
+    imgs = tiles.permute(0, 2, 1, 3).reshape(rows * 10, rows * 10)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.imshow(-imgs.numpy(), cmap="gray", vmin=-1, vmax=1)
     ax.set_axis_off()

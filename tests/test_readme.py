@@ -16,3 +16,17 @@ def test_readme_python_example_runs():
     assert scope["result"].nfe == 10 and scope["result"].x.shape == (5000, 2)
     ratios = eval(out.getvalue())  # the printed dict of ratios to the Monte-Carlo floor
     assert ratios["energy"] < 2 and ratios["mode_tv"] < 2
+
+
+def test_readme_training_example_runs(tmp_path, monkeypatch):
+    """The training example trains, reloads the run from its folder, and samples from it."""
+    import torch
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    monkeypatch.chdir(tmp_path)  # the example writes runs/readme
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["result"].step == 300 and (tmp_path / "runs" / "readme" / "run.json").exists()
+    x = scope["samples"].x
+    assert x.shape == (1000, 2) and torch.isfinite(x).all()

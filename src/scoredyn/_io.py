@@ -13,6 +13,14 @@ import numpy as np
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_savez", "load_samples"]
 
 
+def file_mode() -> int:
+    """The mode a plain ``open`` would give a new file (``0o666`` less the umask): ``mkstemp``'s
+    temp files are ``0o600``, which would make every output private to its writer."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,6 +29,7 @@ def _atomic(path: Path, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -28,6 +28,8 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
+from ._io import file_mode
+
 __all__ = [
     "save_checkpoint",
     "latest_checkpoint",
@@ -261,6 +263,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             _write_bytes(fh, data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

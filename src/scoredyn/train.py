@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ._io import atomic_write_json, atomic_write_text
+from ._io import atomic_write_json, atomic_write_text, file_mode
 from .checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -52,6 +52,8 @@ from .targets.mixture import GaussianMixture
 __all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "export_model", "versions"]
 
 RUN_FILE = "run.json"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED = ("digits",)  # shipped models: `--checkpoint digits` (benchmarks/train_digits.py made it)
 
 
 class TrainingDiverged(RuntimeError):
@@ -411,8 +413,11 @@ class TrainedModel:
 
 def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
     """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
-    ``model.safetensors`` with the weights alone, as shipped models have)."""
+    ``model.safetensors`` with the weights alone, as shipped models have). A name in
+    ``PRETRAINED`` (e.g. ``"digits"``) that is not a folder here means the shipped model."""
     directory = Path(directory)
+    if not directory.exists() and str(directory) in PRETRAINED:
+        directory = PRETRAINED_DIR / str(directory)
     run_file = directory / RUN_FILE
     if not run_file.exists():
         raise ValueError(f"{directory} is not a scoredyn run folder (no {RUN_FILE})")
@@ -455,6 +460,7 @@ def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.field.net.state_dict().items()}
     tmp = dest / ".model.safetensors.tmp"
     save_file(state, str(tmp))
+    os.chmod(tmp, file_mode())
     os.replace(tmp, dest / "model.safetensors")
     atomic_write_json(dest / RUN_FILE, {**model.info, "step": model.step})
     return dest
