@@ -18,6 +18,11 @@ Then the 2-D point clouds with the objective that got there first (``--cloud-obj
 
     python benchmarks/train_objectives.py [--budget 90] [--every 500] [--set optim.lr=1e-3] [--quick]
     -> benchmarks/results/train_objectives.json, Markdown tables on stdout
+    python benchmarks/train_objectives.py --objectives edm --clouds "" --merge   (redo some rows)
+    python benchmarks/train_objectives.py --tables          (the tables of the results file)
+    python benchmarks/train_objectives.py --diagnose        (dsm against the implicit objectives at
+        equal steps, and their per-sample gradient noise per noise level -> ..._diagnose.json)
+    python benchmarks/train_objectives.py --throughput      (samples/s alone -> ..._throughput.json)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # small MLPs train faster on one thread
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -36,7 +42,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import record, write  # noqa: E402
+from _record import RESULTS, record, write  # noqa: E402
 
 from scoredyn.config import TrainConfig, apply_overrides  # noqa: E402
 from scoredyn.losses import OBJECTIVE_NAMES  # noqa: E402
@@ -271,6 +277,132 @@ def table_c(runs: list[dict], ref: dict) -> str:
     return "\n".join(lines)
 
 
+# --- why the implicit objectives lag: equal steps, and gradient noise per noise level ---------------------
+
+IMPLICIT = ("ssm", "ism", "ism-hutchinson")
+
+
+def gradient_noise(trainer: Trainer, names: tuple[str, ...], batch: int, seed: int) -> list[dict]:
+    """Per noise level, the per-sample gradient of each objective at the trainer's (non-EMA) network,
+    all on the same ``x0`` and ``eps`` and with the same weight ``lambda = sigma^2`` (the implicit
+    objectives' ``sigma^2 / 2`` doubled): ``noise = E||g_i - g||^2`` (what one sample adds to a
+    step's variance) and ``signal``, an unbiased estimate of ``||E g||^2`` (the same for every
+    objective in expectation: they differ by a constant in ``theta``; nearly 0 where the network is good)."""
+    from scoredyn.losses import make_objective
+    from scoredyn.samplers.grids import sigma_hat_to_t
+
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    field = trainer.field(ema=False)
+    g = torch.Generator().manual_seed(seed)
+    x0 = trainer.x[torch.randint(trainer.x.shape[0], (batch,), generator=g)]
+    objectives = {n: make_objective(n, trainer.process, sigma_data=trainer.sigma_data) for n in names}
+    rows = []
+    for sh in SIGMA_HATS:
+        t = sigma_hat_to_t(trainer.process, torch.tensor([sh], dtype=torch.float64))[0]
+        draws = objectives["ssm"].draw(x0, g) if "ssm" in names else objectives[names[0]].draw(x0, g)
+        draws["v"] = draws.get("v", torch.randn(batch, 1, x0.shape[1], generator=g))
+        draws["t"], draws["w"] = torch.full((batch,), float(t), dtype=torch.float64), torch.ones(batch)
+        row = {"sigma_hat": sh}
+        for name, obj in objectives.items():
+            scale = 2.0 if name in IMPLICIT else 1.0
+            d = dict(draws)
+            if name == "ism-hutchinson":  # Rademacher probes: the signs of the Gaussian ones
+                d["v"] = torch.sign(draws["v"])
+            grads = []
+            for i in range(batch):
+                di = {k: v[i : i + 1] for k, v in d.items()}
+                loss = scale * obj.loss(field, x0[i : i + 1], None, di).sum()
+                grads.append(torch.cat([gr.reshape(-1) for gr in torch.autograd.grad(loss, params)]))
+            G = torch.stack(grads).double()
+            mean = G.mean(0)
+            noise = float(((G - mean) ** 2).sum(1).mean())
+            # ||mean||^2 overestimates ||E g||^2 by the batch's own noise, noise / (batch - 1)
+            row[name] = {"noise": noise, "signal": float((mean**2).sum()) - noise / (batch - 1)}
+        rows.append(row)
+    return rows
+
+
+def diagnose(args) -> None:
+    """DSM and the implicit objectives at the same number of steps (not the same seconds), then the
+    gradient noise of each at the DSM-trained network."""
+    runs = []
+    for obj in ("dsm", *IMPLICIT):
+        cfg = apply_overrides(
+            TrainConfig(),
+            [*SHARED, f"objective.name={obj}", "objective.process=vp", "run.ckpt_every=1000000000",
+             "run.progress=false", f"run.seed={args.seed}", *args.set],
+        )
+        with tempfile.TemporaryDirectory() as out:
+            trainer = Trainer(apply_overrides(cfg, [f"run.out={out}"]), resume=False)
+            res = trainer.fit(steps=args.diagnose_steps)
+        model = as_model(trainer)
+        final = {s: judged(model, s, "mog6", args.n, args.seed, full=False) for s in SAMPLERS}
+        r = {"objective": obj, "steps": trainer.step, "train_s": res.seconds, "final": final, "trainer": trainer,
+             "profile": profile(trainer)}
+        runs.append(r)
+        print(f"{obj:15s} {trainer.step} steps {res.seconds:5.1f}s  unipc x{final['unipc']['energy_ratio']:.2f}"
+              f"  sde x{final['sde']['energy_ratio']:.2f}", flush=True)
+    noise = gradient_noise(runs[0]["trainer"], ("dsm", *IMPLICIT), args.diagnose_batch, args.seed)
+    recs = [record(f"diagnose-{r['objective']}", r["train_s"], "s", None, None,
+                   {k: v for k, v in r.items() if k != "trainer"}) for r in runs]
+    recs.append(record("diagnose-gradient-noise", None, "squared gradient norm", None, None,
+                       {"batch": args.diagnose_batch, "rows": noise}))
+    write("train_objectives_diagnose.json", recs)
+    print(f"\n**equal steps ({args.diagnose_steps}): relative score error by sigma_hat**\n")
+    print(table_b(runs, "score_rel_err"))
+    print("\n| objective | steps | train s | final energy / floor, unipc / sde | final mode TV, unipc / sde |")
+    print("|---|---:|---:|---:|---:|")
+    for r in runs:
+        f = r["final"]
+        print(f"| {r['objective']} | {r['steps']} | {r['train_s']:.0f} | {_e(f['unipc'])} / {_e(f['sde'])} | "
+              f"{_tv(f['unipc'])} / {_tv(f['sde'])} |")
+    names = ("dsm", *IMPLICIT)
+    print("\n**per-sample gradient noise E||g_i - g||^2 (signal ||g||^2), weight sigma^2, at the DSM network**\n")
+    print("| sigma_hat | " + " | ".join(names) + " |")
+    print("|---:|" + "---:|" * len(names))
+    for row in noise:
+        print(f"| {row['sigma_hat']:g} | "
+              + " | ".join(f"{row[n]['noise']:.3g} ({row[n]['signal']:.2g})" for n in names) + " |")
+
+
+# --- throughput alone -------------------------------------------------------------------------------------
+
+
+def throughput(args) -> None:
+    """Samples per second of every objective, best of ``--rounds`` interleaved rounds of ``--tp-steps``
+    steps after a warm-up (the machine is shared: the best round is the least disturbed)."""
+    trainers, folders = {}, []
+    for obj in OBJECTIVE_NAMES:
+        folders.append(tempfile.TemporaryDirectory())
+        out = folders[-1].name
+        cfg = apply_overrides(
+            TrainConfig(),
+            [*SHARED, f"objective.name={obj}", f"objective.process={NATURAL_PROCESS[obj]}", f"run.out={out}",
+             "run.ckpt_every=1000000000", "run.progress=false", f"run.seed={args.seed}", *args.set],
+        )
+        trainers[obj] = Trainer(cfg, resume=False)
+        trainers[obj].fit(steps=20)  # warm-up
+    rates = {obj: [] for obj in trainers}
+    for _ in range(args.rounds):
+        for obj, tr in trainers.items():
+            res = tr.fit(steps=tr.step + args.tp_steps)
+            rates[obj].append(res.samples_per_second)
+    for folder in folders:
+        folder.cleanup()
+    rows = [{"objective": o, "process": NATURAL_PROCESS[o], "best": max(r), "rounds": r} for o, r in rates.items()]
+    write("train_objectives_throughput.json", [
+        record(f"throughput-{r['objective']}", r["best"], "samples/s", None, None,
+               {**r, "steps": args.tp_steps, "batch": trainers[r["objective"]].config.optim.batch_size})
+        for r in rows
+    ])
+    print("| objective | process | samples/s (best) | ms/step | rounds |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        batch = trainers[r["objective"]].config.optim.batch_size
+        print(f"| {r['objective']} | {r['process']} | {r['best']:,.0f} | {1000 * batch / r['best']:.1f} | "
+              + ", ".join(f"{x:,.0f}" for x in r["rounds"]) + " |")
+
+
 # --- main ------------------------------------------------------------------------------------------------
 
 
@@ -306,8 +438,23 @@ def main() -> None:
     ap.add_argument("--clouds", default=",".join(CLOUDS))
     ap.add_argument("--cloud-objective", default="auto", help="objective for the clouds ('auto': the fastest on mog6)")
     ap.add_argument("--quick", action="store_true", help="10 s budget, objectives v and vlb, one cloud")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="only the implicit-objective diagnosis (equal steps, gradient noise)")
+    ap.add_argument("--diagnose-steps", type=int, default=2000)
+    ap.add_argument("--diagnose-batch", type=int, default=128)
+    ap.add_argument("--throughput", action="store_true", help="only the samples/s of every objective")
+    ap.add_argument("--tp-steps", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--merge", action="store_true", help="keep the results file's records of runs not redone")
+    ap.add_argument("--tables", action="store_true", help="only print the tables of the results file")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.tables:
+        return tables_from_file(RESULTS / ("train_objectives_quick.json" if args.quick else "train_objectives.json"))
+    if args.diagnose:
+        return diagnose(args)
+    if args.throughput:
+        return throughput(args)
     objectives = args.objectives.split(",")
     clouds = [c for c in args.clouds.split(",") if c]
     if args.quick:
@@ -320,9 +467,18 @@ def main() -> None:
           "fresh data:", {c: round(m["energy_ratio"], 2) for c, m in ref["fresh_data"].items()}, flush=True)
     runs, cloud_runs, records = [], [], []
 
+    kept = []  # --merge: the records of the results file that this run does not redo
+    if args.merge and (RESULTS / filename).exists():
+        kept = json.loads((RESULTS / filename).read_text())
+        old_ref = next((r["settings"] for r in kept if r["name"] == "train-reference"), {})
+        ref["fresh_data"] = {**old_ref.get("fresh_data", {}), **ref["fresh_data"]}
+        kept = [r for r in kept if r["name"] != "train-reference"]
+
     def save() -> None:
-        recs = records + [record("train-reference", None, "energy / floor", None, None,
-                                 {**ref, "wall_s": time.perf_counter() - t_start})]
+        names = {r["name"] for r in records}
+        recs = [r for r in kept if r["name"] not in names] + records
+        recs.append(record("train-reference", None, "energy / floor", None, None,
+                           {**ref, "wall_s": time.perf_counter() - t_start}))
         write(filename, recs)
 
     for obj in objectives:
@@ -347,6 +503,20 @@ def main() -> None:
     wall = time.perf_counter() - t_start
     save()
     print(f"\ntotal wall time {wall / 60:.1f} min\n")
+    print_tables(runs, cloud_runs, ref)
+
+
+def tables_from_file(path: Path) -> None:
+    """Print the tables of a results file (after runs merged into it with ``--merge``)."""
+    recs = json.loads(path.read_text())
+    ref = next(r["settings"] for r in recs if r["name"] == "train-reference")
+    runs = [r["settings"] for r in recs if r["name"] != "train-reference"]
+    order = {name: i for i, name in enumerate(OBJECTIVE_NAMES)}
+    mog = sorted((r for r in runs if r["data"] == "mog6"), key=lambda r: order[r["objective"]])
+    print_tables(mog, [r for r in runs if r["data"] != "mog6"], ref)
+
+
+def print_tables(runs: list[dict], cloud_runs: list[dict], ref: dict) -> None:
     print("**(A) mog6: time to 3x floor and final quality**\n")
     print(table_a(runs, ref))
     print("\n**(B) relative score error by sigma_hat**\n")

@@ -71,3 +71,16 @@ def test_forward_samples_match_exact_marginal(p):
     torch.testing.assert_close(torch.cov(xt.T), cov, rtol=0.02, atol=0.02 * float(cov.abs().max()))
     # and the exact log density scores them better than a shifted copy
     assert exact.log_prob(xt[:2000]).mean() > exact.log_prob(xt[:2000] + 1.0).mean()
+
+
+def test_closed_form_log_snr_inverses_match_bisection():
+    """EDM and Linear invert lambda in closed form; they must agree with the base class's bisection
+    (200 halvings: exact to float64) everywhere, including beyond the ends (clamped)."""
+    import torch
+
+    from scoredyn.processes import EDM, Linear, Process
+
+    lam = torch.linspace(-15.0, 15.0, 301, dtype=torch.float64)
+    for process in (EDM(), Linear()):
+        closed, bisected = process.log_snr_to_t(lam), Process.log_snr_to_t(process, lam)
+        assert torch.allclose(closed, bisected, rtol=1e-12, atol=1e-12 * process.t_max)

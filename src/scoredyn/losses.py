@@ -143,6 +143,9 @@ class ImportanceTime(TimeSampler):
         return t, 1.0 / ((self.t_max - self.t_min) * self._q[i])
 
 
+EDM_SIGMA_DATA = 0.5  # the data scale for which Karras et al. 2022 chose P_mean = -1.2, P_std = 1.2
+
+
 class LogNormalTime(TimeSampler):
     """EDM's noise distribution (Karras et al. 2022, sec. 5, Table 1): ``ln sigma_hat ~ N(P_mean, P_std^2)``.
 
@@ -222,7 +225,9 @@ class Objective:
             return DiscreteTime(self.process)
         time = self.default_time if time == "default" else time
         if time == "lognormal":
-            return LogNormalTime(self.process, p_mean, p_std)
+            # EDM's P_mean is stated for images with sigma_data = 0.5; the noise levels that matter
+            # scale with the data, so the log-normal is applied in units of the data's scale.
+            return LogNormalTime(self.process, p_mean + math.log(self.sigma_data / EDM_SIGMA_DATA), p_std)
         if time == "importance":
             return ImportanceTime(self.process, self.lam_over_sigma2, t_min)
         return UniformTime(self.process, t_min)
@@ -644,7 +649,9 @@ def make_objective(
             ``1..T`` on ``DDPMSchedule``), ``"uniform"`` on ``[t_min, t_max]``, ``"importance"``
             (``q(t) ∝ lambda(t) / sigma(t)^2``), or ``"lognormal"`` (EDM).
         t_min: the time cut-off of ``uniform`` and ``importance``.
-        p_mean, p_std: EDM's ``P_mean``, ``P_std`` of ``ln sigma_hat``.
+        p_mean, p_std: EDM's ``P_mean``, ``P_std`` of ``ln sigma_hat``, for data of scale 0.5 (the
+            paper's images): the sampler draws ``ln sigma_hat ~ N(P_mean + ln(sigma_data / 0.5), P_std^2)``,
+            the same noise levels relative to the data at any scale.
         probes: random probes per sample (``ssm``, ``ism-hutchinson``).
         sigma_data: EDM's ``sigma_data`` (``edm``).
     """

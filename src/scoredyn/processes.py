@@ -251,6 +251,10 @@ class EDM(Process):
     def sigma_to_t(self, sigma):
         return as_time(sigma).clone()
 
+    def log_snr_to_t(self, lam):
+        # lambda = -log t (closed form; the base class bisects)
+        return torch.exp(-as_time(lam)).clamp(self.t_min, self.t_max)
+
 
 class OU(Process):
     """Ornstein–Uhlenbeck process ``dx = -x/2 dt + dw``: ``alpha = e^{-t/2}``, ``sigma = sqrt(1 - e^{-t})``."""
@@ -306,6 +310,10 @@ class Linear(Process):
 
     def sigma_to_t(self, sigma):
         return as_time(sigma).clone()
+
+    def log_snr_to_t(self, lam):
+        # lambda = log((1 - t) / t), so t = sigmoid(-lambda)
+        return torch.sigmoid(-as_time(lam)).clamp(self.t_min, self.t_max)
 
 
 class DDPMSchedule(Process):

@@ -106,7 +106,8 @@ def sample(
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
     field = _field_on(target.field, proc) if trained else AnalyticField(target, proc)
-    result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
+    with torch.no_grad():  # sampling never differentiates (a trained net would record a graph)
+        result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
     settings = {
         "target": target.name if not trained else f"checkpoint:{target.directory}",
         "sampler": sampler,

@@ -176,6 +176,11 @@ class Trainer:
         net = self.ema.module if ema else self.model
         return NetworkField(net, self.process, self.parameterization, sigma_data=self.sigma_data)
 
+    def trained_model(self, ema: bool = True) -> TrainedModel:
+        """The run as a ``TrainedModel`` (what ``load_trained`` returns), without a round trip
+        through the disk: for sampling or judging a model while it trains."""
+        return TrainedModel(self.field(ema), self.config, self._run_info(), self.step, str(self.out))
+
     # --- the loop ------------------------------------------------------------------------------
 
     def fit(self, steps: int | None = None) -> TrainResult:
