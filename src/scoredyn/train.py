@@ -421,7 +421,7 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     ``model.safetensors`` with the weights alone, as shipped models have). A name in
     ``PRETRAINED`` (e.g. ``"digits"``) that is not a folder here means the shipped model."""
     directory = Path(directory)
-    if not directory.exists() and str(directory) in PRETRAINED:
+    if not (directory / RUN_FILE).exists() and str(directory) in PRETRAINED:
         directory = PRETRAINED_DIR / str(directory)
     run_file = directory / RUN_FILE
     if not run_file.exists():
