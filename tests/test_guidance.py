@@ -1,0 +1,82 @@
+"""Guidance: exact classifier guidance of a mixture draws from the asked component; classifier-free
+guidance of the shipped class-conditional digits model draws the asked digits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scoredyn.fields import AnalyticField
+from scoredyn.guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
+from scoredyn.metrics import energy_distance, expected_null_floor, mode_weights
+from scoredyn.parameterizations import NetworkField
+from scoredyn.processes import VP
+from scoredyn.quality import classify_digits
+from scoredyn.samplers import edm_heun, karras_grid, uniform_grid, unipc
+from scoredyn.starts import start_distribution
+from scoredyn.targets import GaussianMixture, mog6
+from scoredyn.train import load_trained
+
+
+def guided_samples(weight: float, label: int, n: int = 3000, seed: int = 0) -> torch.Tensor:
+    target, process = mog6(), VP()
+    field = ClassifierGuidance(AnalyticField(target, process), mixture_classifier(target, process), label, weight)
+    grid = uniform_grid(process, 40)
+    g = torch.Generator().manual_seed(seed)
+    x = start_distribution("exact", process, grid[0], target=target).sample(n, g)
+    return unipc(field, x, grid).x
+
+
+def test_exact_classifier_guidance_at_weight_one_draws_the_component():
+    """grad log p_t(y|x) + s = grad log p_t(x|y) exactly, so the guided ODE carries p_T (which at
+    t = 1 of VP is the same as p_T(.|y) to 1e-4 in the means) to component y. Judged against exact
+    samples of that component: the mode weights are one-hot to within the assignment errors of
+    exact samples, and the energy distance is within 3x its exact null expectation (the solver at
+    40 steps is accurate: the unguided run is at 1x)."""
+    target, label = mog6(), 2
+    x = guided_samples(1.0, label)
+    comp = GaussianMixture([1.0], target.means[label : label + 1], target.covs[label : label + 1])
+    ref = comp.sample(3000, torch.Generator().manual_seed(1))
+    w_x, w_ref = mode_weights(x, target), mode_weights(ref, target)
+    assert float(w_x[label]) > 0.99
+    assert float(0.5 * (w_x - w_ref).abs().sum()) < 0.01
+    floor = expected_null_floor("energy", comp, 3000, 3000, generator=torch.Generator().manual_seed(2)).mean
+    assert energy_distance(x, ref) < 3 * floor
+
+
+def test_guidance_weight_above_one_sharpens():
+    """w > 1 targets p(x|y) p(y|x)^(w-1) along the way: the samples concentrate. Measured on mog6,
+    component 2: trace of the sample covariance falls from w = 1 to 2 to 4 (see the printout)."""
+    traces = [float(torch.cov(guided_samples(w, 2, n=2000).T).trace()) for w in (1.0, 2.0, 4.0)]
+    print("trace of covariance at w = 1, 2, 4:", traces)
+    assert traces[0] > traces[1] > traces[2]
+
+
+def test_weight_zero_is_the_unguided_field():
+    target, process = mog6(), VP()
+    field = AnalyticField(target, process)
+    guided = ClassifierGuidance(field, mixture_classifier(target, process), 1, 0.0)
+    x = target.sample(64, torch.Generator().manual_seed(0))
+    assert torch.equal(guided.score(x, 0.3), field.score(x, 0.3))
+    with pytest.raises(ValueError, match="guidance weight"):
+        ClassifierGuidance(field, mixture_classifier(target, process), 1, -1.0)
+
+
+def test_classifier_free_guidance_draws_the_asked_digits():
+    """The shipped digits U-Net was trained with 10% label dropout (null class). With w = 2 the
+    held-out classifier must agree with the asked class on at least 90% of samples (the issue's
+    bar), 30 per class."""
+    model = load_trained("digits")
+    net, process = model.field.net, model.field.process
+    labels = torch.arange(10).repeat_interleave(30)
+    cond = NetworkField(net, process, model.field.parameterization, sigma_data=model.field.sigma_data, labels=labels)
+    uncond = NetworkField(net, process, model.field.parameterization, sigma_data=model.field.sigma_data)
+    field = ClassifierFreeGuidance(cond, uncond, weight=2.0)
+    grid = karras_grid(process, 18)
+    g = torch.Generator().manual_seed(0)
+    x = start_distribution("moments", process, grid[0], target=model.moments_law()).sample(300, g).float()
+    with torch.no_grad():
+        out = edm_heun(field, x, grid).x
+    agree = float((torch.from_numpy(classify_digits(out).argmax(1)) == labels).double().mean())
+    print("classifier agreement with the asked class:", agree)
+    assert agree >= 0.9
