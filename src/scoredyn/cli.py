@@ -86,6 +86,8 @@ def sample(
     grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
     start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}, ladder")] = None,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
+    label: Annotated[str | None, typer.Option("--class", help="draw this class (guided; see --guidance)")] = None,
+    guidance: Annotated[float, typer.Option(help="guidance weight w (1: the conditional law)")] = 1.0,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     float32: Annotated[bool, typer.Option("--float32", help="particles in float32 (default float64)")] = False,
 ) -> None:
@@ -99,15 +101,20 @@ def sample(
     if out_path.suffix != ".npz":
         _fail(f"--out must end in .npz, got {out_path}")
     dev = _device(device)
-    source, label = _source(target, checkpoint, ema=ema, device=dev)
+    if label is not None and not label.lstrip("-").isdigit():
+        _fail(f"--class must be an integer, got {label!r}")
+    if not guidance >= 0:
+        _fail(f"--guidance must be >= 0, got {guidance}")
+    klass = None if label is None else int(label)
+    source, source_name = _source(target, checkpoint, ema=ema, device=dev)
     total = levels if resolve_sampler(sampler).per_level else steps
     t0 = time.perf_counter()
     with _progress() as bar:
-        task = bar.add_task(f"{sampler} on {label}", total=total)
+        task = bar.add_task(f"{sampler} on {source_name}", total=total)
         result, settings = run_sampler(
             source, sampler, steps=steps, n=n, seed=seed, levels=levels, process=process, grid=grid,
             start=start, dtype=torch.float32 if float32 else torch.float64, device=dev,
-            callback=lambda info: bar.update(task, completed=info.i + 1),
+            callback=lambda info: bar.update(task, completed=info.i + 1), label=klass, guidance=guidance,
         )
     wall = time.perf_counter() - t0
     x = result.x.detach().cpu().double().numpy()

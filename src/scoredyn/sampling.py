@@ -44,6 +44,8 @@ def sample(
     device: str = "cpu",
     return_path: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
+    label: int | None = None,
+    guidance: float = 1.0,
     **knobs,
 ) -> tuple[SampleResult, dict]:
     """Draw ``n`` samples from ``target`` with the named sampler and its field.
@@ -56,6 +58,9 @@ def sample(
         seed: seeds the one generator of the run.
         levels: noise levels of the annealing ladder (annealed particle samplers).
         process, grid, start: override the recipe's defaults (names from the registry).
+        label: draw this class: classifier-free guidance for a class-conditional trained model,
+            classifier guidance with the exact noisy classifier for a mixture (classes = components).
+        guidance: the guidance weight ``w`` (``1``: the conditional law; above 1 sharpens).
         knobs: keyword arguments passed to the sampler (e.g. ``eta=1.0`` for DDIM).
 
     Returns:
@@ -106,6 +111,8 @@ def sample(
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
     field = _field_on(target.field, proc) if trained else AnalyticField(target, proc)
+    if label is not None:
+        field = _guided(target, field, proc, label, guidance, trained)
     with torch.no_grad():  # sampling never differentiates (a trained net would record a graph)
         result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
     settings = {
@@ -120,6 +127,8 @@ def sample(
         "start": start_kind,
         "dtype": str(dtype).removeprefix("torch."),
         "device": device,
+        "label": label,
+        "guidance": guidance if label is not None else None,
         "knobs": {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)},
     }
     return result, settings
@@ -138,3 +147,24 @@ def _same(a, b) -> bool:
         both = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
         return both and a.shape == b.shape and bool((a == b).all())
     return a == b
+
+
+def _guided(target, field: Field, process, label: int, weight: float, trained: bool) -> Field:
+    """The field guided towards class ``label`` (``guidance.py``)."""
+    from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
+    from .parameterizations import NetworkField
+
+    if not trained:
+        if not 0 <= label < target.n_components:
+            raise ValueError(f"class must be a component index in 0..{target.n_components - 1}, got {label}")
+        return ClassifierGuidance(field, mixture_classifier(target, process), label, weight)
+    classes = int(target.info["num_classes"])
+    if classes == 0:
+        raise ValueError("class guidance needs a class-conditional model (trained with model.conditional=true)")
+    if not 0 <= label < classes:
+        raise ValueError(f"class must be in 0..{classes - 1}, got {label}")
+    own = target.field
+    cond = NetworkField(own.net, own.process, own.parameterization, sigma_data=own.sigma_data,
+                        labels=torch.tensor(label))  # fmt: skip
+    guided = ClassifierFreeGuidance(cond, own, weight)
+    return _field_on(guided, process)
