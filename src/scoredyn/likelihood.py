@@ -249,9 +249,7 @@ def bits_per_dim(logp: Tensor, dim: int, *, data_range: float = 2.0, levels: int
     return -(logp + dim * math.log(delta)) / (dim * math.log(2.0))
 
 
-def dequantize(
-    x: Tensor, levels: int, generator: torch.Generator | None = None, data_range: float = 2.0
-) -> Tensor:
+def dequantize(x: Tensor, levels: int, generator: torch.Generator | None = None, data_range: float = 2.0) -> Tensor:
     """Uniform dequantization ``u = x + Delta (U - 1/2)``, ``U ~ U[0, 1)^D``, ``Delta = r / (levels - 1)``,
     of data on the lattice ``-r/2 + k Delta`` (see ``bits_per_dim``); ``x`` is checked to lie on it."""
     delta = _spacing(levels, data_range)
