@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_savez", "load_samples"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_savez", "load_samples", "versions"]
 
 
 def file_mode() -> int:
@@ -76,3 +76,21 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"samples in {path} contain NaN or inf")
     return arr.astype(np.float64)
+
+
+def versions() -> dict:
+    """Versions of what produced an output (written beside samples, tables and checkpoints)."""
+    import platform
+
+    import scipy
+    import torch
+
+    from . import __version__
+
+    return {
+        "scoredyn": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }

@@ -5,7 +5,6 @@ exit status 2 — never a traceback, never a half-written file."""
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
-from ._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples
+from ._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples, versions
 from .metrics import evaluate as evaluate_samples
 from .registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_sampler, resolve_target
 from .sampling import sample as run_sampler
@@ -61,15 +59,6 @@ def _progress() -> Progress:
         transient=True,
         disable=not err.is_terminal,
     )
-
-
-def _versions() -> dict:
-    return {
-        "scoredyn": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 @app.command()
@@ -120,7 +109,7 @@ def sample(
     x = result.x.detach().cpu().double().numpy()
     if not np.isfinite(x).all():
         _fail(f"{sampler} produced NaN or inf; nothing written")
-    settings.update(wall_s=wall, versions=_versions())
+    settings.update(wall_s=wall, versions=versions())
     atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
 
@@ -252,7 +241,7 @@ def demo(
     wall = time.perf_counter() - t0
     for name, rows in tables.items():
         out.print(_rich_table(name, rows))
-    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": _versions(), "tables": tables}
+    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": versions(), "tables": tables}
     atomic_write_json(out_dir / "table.json", doc)
     atomic_write_text(out_dir / "table.md", _markdown(doc))
     atomic_savez(out_dir / "samples.npz", **{k: v.cpu().numpy() for k, v in all_samples.items()})

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ._io import atomic_write_json, atomic_write_text, file_mode
+from ._io import atomic_write_json, atomic_write_text, file_mode, versions
 from .checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -49,7 +49,7 @@ from .processes import Process
 from .registry import resolve_process
 from .targets.mixture import GaussianMixture
 
-__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "export_model", "versions"]
+__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "export_model"]
 
 RUN_FILE = "run.json"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -58,16 +58,6 @@ PRETRAINED = ("digits",)  # shipped models: `--checkpoint digits` (benchmarks/tr
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def versions() -> dict:
-    """Versions of the libraries a run depends on (written beside every checkpoint)."""
-    import numpy
-    import scipy
-
-    from . import __version__
-
-    return {"scoredyn": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
 
 
 @dataclass
