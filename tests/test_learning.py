@@ -127,3 +127,10 @@ def test_shipped_digits_model_draws_recognisable_digits():
     assert report["confidence"]["gap"] <= 0.1, report["confidence"]
     assert report["class_tv_uniform"] <= 0.15, report["class_histogram"]
     assert np.isfinite(report["energy"]["ratio"])
+
+
+def test_an_explicit_exact_start_is_refused_for_a_trained_model(trained_vp):
+    """The recipes' default exact start becomes the data-moments start for a learned field, but
+    asking for 'exact' explicitly is an error (there is no exact p_T to draw from)."""
+    with pytest.raises(ValueError, match="start 'exact' needs an exact target"):
+        sample(trained_vp, "unipc", steps=4, n=10, seed=0, start="exact")

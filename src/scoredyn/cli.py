@@ -139,9 +139,9 @@ def evaluate(
     x = load_samples(samples)
     if checkpoint is not None and target is None:
         from .quality import judge_samples
-        from .train import load_trained
+        from .train import read_run
 
-        data = load_trained(checkpoint).config.data
+        data = read_run(checkpoint)[2].data  # the run's data set; its weights are not needed
         report = judge_samples(torch.from_numpy(x), data.name, n_train=data.n, data_seed=data.seed, seed=seed)
     else:
         tg, _ = _source(target, checkpoint)

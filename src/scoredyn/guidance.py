@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._tensor import as_time
-from .fields import Field, denoise_from_score
+from .fields import Field
 from .processes import Process
 from .targets.mixture import GaussianMixture
 
@@ -77,10 +77,6 @@ class ClassifierGuidance(Field):
 
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         return self.inner.score(x, t) + self.weight * self.classifier_grad(x, t)
-
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        t = as_time(t)
-        return denoise_from_score(x, self.score(x, t), self.process.alpha(t), self.process.sigma(t))
 
 
 class ClassifierFreeGuidance(Field):

@@ -91,8 +91,8 @@ def sample(
 
     trained = not isinstance(target, GaussianMixture)
     start_kind = start or recipe.start
-    if trained and start_kind == "exact":
-        start_kind = "moments"
+    if trained and start is None and start_kind == "exact":
+        start_kind = "moments"  # the recipe's exact p_T does not exist for a learned field
     dim = target.field_dim if trained else target.dim
     if start_kind == "ladder":
         eye = torch.eye(dim, dtype=torch.float64)

@@ -49,7 +49,7 @@ from .processes import Process
 from .registry import resolve_process
 from .targets.mixture import GaussianMixture
 
-__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "export_model"]
+__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "read_run", "export_model"]
 
 RUN_FILE = "run.json"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -406,10 +406,9 @@ class TrainedModel:
         return GaussianMixture([1.0], mean[None], cov[None], name="data-moments")
 
 
-def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
-    """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
-    ``model.safetensors`` with the weights alone, as shipped models have). A name in
-    ``PRETRAINED`` (e.g. ``"digits"``) that is not a folder here means the shipped model."""
+def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
+    """A run folder's ``run.json`` and config, without its weights: ``(folder, info, config)``.
+    A name in ``PRETRAINED`` (e.g. ``"digits"``) that is not a run folder here is the shipped model."""
     directory = Path(directory)
     if not (directory / RUN_FILE).exists() and str(directory) in PRETRAINED:
         directory = PRETRAINED_DIR / str(directory)
@@ -418,9 +417,15 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         raise ValueError(f"{directory} is not a scoredyn run folder (no {RUN_FILE})")
     try:
         info = json.loads(run_file.read_text())
-        config = config_from_dict(info["config"])
+        return directory, info, config_from_dict(info["config"])
     except (json.JSONDecodeError, KeyError) as err:
         raise ValueError(f"{run_file} is not a valid run file: {err}") from None
+
+
+def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
+    """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
+    ``model.safetensors`` with the weights alone, as shipped models have); see ``read_run``."""
+    directory, info, config = read_run(directory)
     net = build_net(config.model.net, info["dim"], info["num_classes"], **_net_kwargs(config))
     sidecar = latest_checkpoint(directory / "checkpoints")
     if sidecar is not None:
