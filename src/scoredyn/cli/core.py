@@ -1,11 +1,8 @@
-"""The ``scoredyn`` command line (DESIGN.md, "Command-line contract"). Thin: every command parses,
-validates, calls the library, and writes atomically. Bad input ends with one line on stderr and
-exit status 2 — never a traceback, never a half-written file."""
+"""``scoredyn sample | evaluate | demo``: particles from a target or a checkpoint, and their scores."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,52 +10,14 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples, versions
-from .metrics import evaluate as evaluate_samples
-from .registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_sampler, resolve_target
-from .sampling import sample as run_sampler
-from .starts import START_KINDS
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="scoredyn: diffusion models as generative particle dynamics.",
-)
-err = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 140)  # piped tables stay one line per row
-
-
-class BadInput(Exception):
-    """A user error: reported as one line, exit status 2."""
-
-
-def _fail(msg: str) -> None:
-    raise BadInput(msg)
-
-
-def _device(name: str) -> str:
-    if name not in ("cpu", "cuda"):
-        _fail(f"--device must be cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        _fail("--device cuda asked for, but no CUDA device is available")
-    return name
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+from .._io import atomic_savez, atomic_write_json, atomic_write_text, load_samples, versions
+from ..metrics import evaluate as evaluate_samples
+from ..registry import GRIDS, PROCESSES, SAMPLERS, TARGETS, resolve_sampler
+from ..sampling import sample as run_sampler
+from ..starts import START_KINDS
+from ._common import _device, _fail, _progress, _source, app, err, out
 
 
 @app.command()
@@ -101,9 +60,20 @@ def sample(
     with _progress() as bar:
         task = bar.add_task(f"{sampler} on {source_name}", total=total)
         result, settings = run_sampler(
-            source, sampler, steps=steps, n=n, seed=seed, levels=levels, process=process, grid=grid,
-            start=start, dtype=torch.float32 if float32 else torch.float64, device=dev,
-            callback=lambda info: bar.update(task, completed=info.i + 1), label=klass, guidance=guidance,
+            source,
+            sampler,
+            steps=steps,
+            n=n,
+            seed=seed,
+            levels=levels,
+            process=process,
+            grid=grid,
+            start=start,
+            dtype=torch.float32 if float32 else torch.float64,
+            device=dev,
+            callback=lambda info: bar.update(task, completed=info.i + 1),
+            label=klass,
+            guidance=guidance,
         )
     wall = time.perf_counter() - t0
     x = result.x.detach().cpu().double().numpy()
@@ -112,18 +82,6 @@ def sample(
     settings.update(wall_s=wall, versions=versions())
     atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
-
-
-def _source(target: str | None, checkpoint: Path | None, *, ema: bool = True, device: str = "cpu"):
-    """Exactly one of --target / --checkpoint, resolved: (a mixture or a trained model, its label)."""
-    if (target is None) == (checkpoint is None):
-        _fail("give exactly one of --target and --checkpoint")
-    if target is not None:
-        tg = resolve_target(target)
-        return tg, tg.name
-    from .train import load_trained
-
-    return load_trained(checkpoint, ema=ema, device=device), str(checkpoint)
 
 
 @app.command()
@@ -138,8 +96,8 @@ def evaluate(
     on: its exact mixture, fresh toy points, or held-out digits), each metric beside its floor."""
     x = load_samples(samples)
     if checkpoint is not None and target is None:
-        from .quality import judge_samples
-        from .train import read_run
+        from ..quality import judge_samples
+        from ..train import read_run
 
         data = read_run(checkpoint)[2].data  # the run's data set; its weights are not needed
         report = judge_samples(torch.from_numpy(x), data.name, n_train=data.n, data_seed=data.seed, seed=seed)
@@ -163,56 +121,6 @@ def evaluate(
 
 
 @app.command()
-def train(
-    data: Annotated[str | None, typer.Option(help="dataset: a toy, a mixture name or .json, or digits")] = None,
-    objective: Annotated[str | None, typer.Option(help="training objective (see README)")] = None,
-    process: Annotated[str | None, typer.Option(help=f"forward process: {', '.join(PROCESSES)}")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (checkpoints, logs)")] = None,
-    config: Annotated[Path | None, typer.Option(help="a TOML config; flags and --set override it")] = None,
-    steps: Annotated[int | None, typer.Option(help="total optimizer steps")] = None,
-    net: Annotated[str | None, typer.Option(help="mlp or unet")] = None,
-    parameterization: Annotated[str | None, typer.Option(help="eps, x0, v, score, edm or flow")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed of the run")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="override any config field: section.key=value (repeatable)")
-    ] = None,
-    fresh: Annotated[bool, typer.Option(help="ignore checkpoints in --out and start over")] = False,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-) -> None:
-    """Train a score model; resumes from the newest good checkpoint in --out unless --fresh."""
-    from .config import TrainConfig, apply_overrides, load_toml
-    from .train import Trainer
-
-    cfg = load_toml(config) if config is not None else TrainConfig()
-    flags = {
-        "data.name": data, "objective.name": objective, "objective.process": process,
-        "run.out": None if out_dir is None else str(out_dir), "optim.steps": steps, "model.net": net,
-        "model.parameterization": parameterization, "run.seed": seed, "run.device": device,
-    }
-    items = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    items.append(f"run.progress={progress and err.is_terminal}")
-    cfg = apply_overrides(cfg, items + list(overrides or []))
-    _device(cfg.run.device)
-    if fresh and Path(cfg.run.out, "checkpoints").exists():
-        import shutil
-
-        shutil.rmtree(Path(cfg.run.out, "checkpoints"))
-        Path(cfg.run.out, "metrics.jsonl").unlink(missing_ok=True)
-    trainer = Trainer(cfg, resume=True)
-    if trainer.step >= cfg.optim.steps:
-        err.print(f"{cfg.run.out} is already at step {trainer.step} (optim.steps = {cfg.optim.steps}); nothing to do")
-        return
-    start = trainer.step
-    result = trainer.fit()
-    resumed = f" (resumed at step {start})" if start else ""
-    err.print(
-        f"trained {cfg.objective.name} on {cfg.data.name} to step {result.step}{resumed}: loss {result.loss:.4g}, "
-        f"{result.seconds:.1f}s, {result.samples_per_second:.0f} samples/s; wrote {cfg.run.out}"
-    )
-
-
-@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("scoredyn-demo"),
     n: Annotated[int, typer.Option(help="particles per run")] = 2000,
@@ -221,8 +129,8 @@ def demo(
 ) -> None:
     """The particle-dynamics study on mog6: score drift, annealed Langevin, SVGD, and every diffusion
     sampler on the exact field; prints the table, writes table.json, table.md and samples.npz."""
-    from .study import MAIN_RUNS, langevin_steps_sweep, run_study, svgd_sweep
-    from .targets import mog6
+    from ..study import MAIN_RUNS, langevin_steps_sweep, run_study, svgd_sweep
+    from ..targets import mog6
 
     if n < 10:
         _fail(f"--n must be at least 10, got {n}")
@@ -277,33 +185,3 @@ def _markdown(doc: dict) -> str:
         lines.append("")
     lines.append(f"Total wall time {doc['wall_s']:.1f} s; versions {doc['versions']}.")
     return "\n".join(lines) + "\n"
-
-
-def main() -> None:
-    """Entry point: run the app; user errors become one stderr line and exit status 2."""
-    try:
-        rv = app(standalone_mode=False)
-    except (BadInput, ValueError) as e:
-        print(f"scoredyn: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except RuntimeError as e:
-        from .train import TrainingDiverged
-
-        if not isinstance(e, TrainingDiverged):
-            raise
-        print(f"scoredyn: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
-        if e.format_message():  # a bare `scoredyn` has printed its help and has nothing to add
-            print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
-        sys.exit(2)
-    except typer.Abort:
-        print("scoredyn: aborted", file=sys.stderr)
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)
-
-
-if __name__ == "__main__":
-    main()
