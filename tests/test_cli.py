@@ -27,8 +27,21 @@ def test_every_sampler_from_the_cli_matches_python(tmp_path, name):
     out = tmp_path / "s.npz"
     steps = 3
     run_cli(
-        "sample", "--target", "mog6", "--sampler", name, "--steps", steps, "--n", 64, "--seed", 11, "--levels", 2,
-        "--out", out,
+        "sample",
+        "--target",
+        "mog6",
+        "--sampler",
+        name,
+        "--steps",
+        steps,
+        "--n",
+        64,
+        "--seed",
+        11,
+        "--levels",
+        2,
+        "--out",
+        out,
     )
     with np.load(out) as z:
         x, nfe, settings = z["samples"], int(z["nfe"]), json.loads(str(z["settings"]))
@@ -136,6 +149,9 @@ def test_demo_writes_tables(tmp_path):
     with np.load(out / "samples.npz") as z:
         assert len(z.files) == len(labels)
     assert "annealed Langevin" in proc.stdout
+    page = (out / "report.html").read_text()
+    assert all(label.replace("<", "&lt;") in page for label in labels[:3])  # the study table is in the report
+    assert page.count('src="data:image/png;base64,') == 5  # clouds, score field, paths, compass, schedules
 
 
 def test_bare_command_prints_help_without_an_empty_error():

@@ -1,0 +1,64 @@
+"""Writing figures and animations atomically: a temporary name in the target's folder, then
+``os.replace`` (``scoredyn._io``), so a reader never sees a half-written image."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+
+from .._io import _atomic, file_mode
+
+__all__ = ["save_figure", "FIGURE_FORMATS"]
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path:
+    """Write ``fig`` to ``path`` as PNG, SVG or PDF (chosen by the suffix), atomically.
+
+    Args:
+        fig: the figure (any function of ``scoredyn.viz``).
+        path: the output file; its folder is created if missing.
+        dpi: resolution of raster output.
+
+    Returns:
+        the path written.
+
+    Raises:
+        ValueError: for a suffix other than ``.png``, ``.svg`` or ``.pdf``.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"path must end in .png, .svg or .pdf, got {str(path)!r}")
+    with rc_context({"svg.hashsalt": "scoredyn"}):  # fixed SVG ids: the same figure, the same bytes
+        _atomic(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, metadata=_metadata(fmt)))
+    return path
+
+
+def _metadata(fmt: str) -> dict:
+    # SVG and PDF embed a creation date by default: drop it so the same figure gives the same bytes
+    return {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path with ``path``'s suffix in its folder, for writers that want a file name
+    (animation writers); renamed onto ``path`` on success, removed on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
