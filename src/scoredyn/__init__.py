@@ -7,7 +7,19 @@ each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler b
 
 from .config import TrainConfig, apply_overrides, load_toml
 from .data import load_dataset
+from .estimate import estimate_likelihood
 from .fields import AnalyticField, CountingField, Field, Prediction
+from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
+from .likelihood import (
+    bits_per_dim,
+    decode,
+    dequantize,
+    encode,
+    interpolate,
+    log_likelihood,
+    slerp,
+    variational_bound,
+)
 from .losses import OBJECTIVE_NAMES, make_objective
 from .metrics import energy_distance, evaluate, mode_tv
 from .nets import MLP, UNet, build_net
@@ -42,6 +54,18 @@ from .train import Trainer, load_trained
 __version__ = "0.1.0"
 
 __all__ = [
+    "estimate_likelihood",
+    "ClassifierGuidance",
+    "ClassifierFreeGuidance",
+    "mixture_classifier",
+    "log_likelihood",
+    "bits_per_dim",
+    "dequantize",
+    "encode",
+    "decode",
+    "slerp",
+    "interpolate",
+    "variational_bound",
     "__version__",
     # processes
     "Process", "VP", "SubVP", "VE", "EDM", "OU", "Linear", "DDPMSchedule",

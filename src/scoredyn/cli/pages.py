@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import app, err
+from ._common import _fail, _progress, _source, app, err
 
 
 @app.command()
@@ -22,3 +22,32 @@ def report(
 
     path = build_report(run_dir, out=out_path)
     err.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+@app.command()
+def explore(
+    target: Annotated[str | None, typer.Option(help="a 2-D built-in target or mixture .json")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="a run folder of a model trained on 2-D data")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="output .html")] = Path("explore.html"),
+    n: Annotated[int, typer.Option(help="particles per precomputed run")] = 2000,
+    frames: Annotated[int, typer.Option(help="frames kept per run (play/scrub)")] = 100,
+    seed: Annotated[int, typer.Option(help="seed of every precomputed run")] = 0,
+    serve_page: Annotated[bool, typer.Option("--serve", help="then serve the page on 127.0.0.1 until Ctrl-C")] = False,
+) -> None:
+    """Write a self-contained interactive page of the dynamics on a 2-D target or model: a noise-level
+    slider over the density and its score, precomputed sampler runs to play and scrub, forward/reverse."""
+    from ..explorer import build_explorer, serve
+
+    if out_path.suffix.lower() not in (".html", ".htm"):
+        _fail(f"--out must end in .html, got {out_path}")
+    if n < 10 or frames < 2:
+        _fail(f"--n must be at least 10 and --frames at least 2, got {n} and {frames}")
+    source, name = _source(target, checkpoint)
+    with _progress() as bar:
+        task = bar.add_task(f"explorer for {name}", total=None)
+        info = build_explorer(
+            source, out_path, n=n, frames=frames, seed=seed, log=lambda msg: bar.update(task, description=str(msg)[:60])
+        )
+    err.print(f"wrote {info['path']} ({info['bytes'] / 1e6:.1f} MB, {len(info['runs'])} runs, {info['seconds']:.0f}s)")
+    if serve_page:
+        serve(out_path)
