@@ -109,7 +109,8 @@ def conditional_mog6(tmp_path_factory):
 
 def test_classifier_free_guidance_on_a_trained_2d_model(conditional_mog6):
     """The 'held-out classifier' of a mixture is its Bayes classifier (argmax of the exact
-    responsibilities). On exact component samples it agrees on 99.6% (mog6's overlap), so the issue's
+    responsibilities). On exact component samples it agrees on 99.998% (mog6's components barely
+    overlap), so the issue's
     90% bar leaves room for the model's error. Measured: 95% at w = 1 (worst class 84%), 100% at w = 2."""
     from scoredyn.sampling import sample
 
@@ -131,4 +132,4 @@ def test_exact_samples_agree_with_the_bayes_classifier():
     target = mog6()
     x, labels = target.sample(6000, torch.Generator().manual_seed(3), return_labels=True)
     agree = float((target.responsibilities(x).argmax(1) == labels).double().mean())
-    assert agree >= 0.98
+    assert agree >= 0.999  # measured 0.99998 on 100,000 draws
