@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import signal
 import sys
+import threading
 import urllib.parse
 import webbrowser
 from functools import partial
@@ -94,6 +96,9 @@ def serve(path: str | os.PathLike, *, port: int = 0, open_browser: bool = False)
         open_browser: also open the URL in the default browser.
     """
     server, url = make_server(path, port=port)
+    if threading.current_thread() is threading.main_thread():
+        # a process started in the background by a shell inherits SIGINT ignored: Ctrl-C must still stop us
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"serving {path} at {url} (Ctrl-C to stop)", flush=True)
     if open_browser:
         webbrowser.open(url)
