@@ -116,14 +116,26 @@ class Trainer:
         resume: continue from the newest good checkpoint in ``config.run.out`` if there is one
             (its config must match, except ``optim.steps`` and the run's bookkeeping options).
         objective: an objective object to use instead of ``config.objective`` (for experiments).
+        data: a ``Dataset`` to train on instead of ``load_dataset(config.data.name, ...)`` (samples in
+            memory, e.g. equilibrium samples of a physical system); ``config.data.name`` labels it.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = True, objective: Objective | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = True,
+        objective: Objective | None = None,
+        data: Dataset | None = None,
+    ) -> None:
         validate(config)
         self.config = config
         self.dist, self.device = _init_distributed(config.run.device)
         self.out = Path(config.run.out)
-        self.data: Dataset = load_dataset(config.data.name, n=config.data.n, seed=config.data.seed)
+        # a Dataset in memory (e.g. equilibrium samples), else the named one; config.data.name labels it
+        self.data: Dataset = data if data is not None else load_dataset(
+            config.data.name, n=config.data.n, seed=config.data.seed
+        )
         self.process: Process = resolve_process(config.objective.process)
         mc = config.model
         self.sigma_data = float(mc.sigma_data) if mc.sigma_data > 0 else float(self.data.x.std())
@@ -329,6 +341,8 @@ def _net_kwargs(config: TrainConfig) -> dict:
     mc = config.model
     if mc.net == "mlp":
         return {"hidden": mc.hidden, "depth": mc.depth, "emb_dim": mc.emb_dim}
+    if mc.net == "egnn":
+        return {"hidden": mc.hidden, "depth": mc.depth, "emb_dim": mc.emb_dim, "n_particles": mc.particles}
     return {"channels": mc.channels, "channel_mult": tuple(mc.channel_mult), "emb_dim": mc.emb_dim}
 
 
