@@ -122,3 +122,21 @@ def test_a_folder_without_outputs_is_refused(tmp_path):
         build_report(tmp_path / "missing")
     assert not (tmp_path / "report.html").exists()
 
+
+def test_training_report_of_a_run_on_samples_in_memory(tmp_path):
+    """A run trained on an in-memory Dataset (as the physics runs) has no named data set to compare
+    with: the report shows the model's samples alone instead of failing."""
+    import torch
+
+    from scoredyn.data import Dataset
+
+    out = tmp_path / "run"
+    cfg = apply_overrides(
+        TrainConfig(),
+        [f"run.out={out}", "data.name=physics:toy", "data.n=300", "optim.steps=10", "optim.batch_size=32",
+         "model.hidden=16", "model.depth=1", "run.ckpt_every=10", "run.progress=false"],
+    )  # fmt: skip
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    Trainer(cfg, resume=False, data=Dataset(x, None, 0, "physics:toy")).fit()
+    page = build_report(out).read_text()
+    assert len(images(page)) == 2 and "Samples of the trained model." in page

@@ -131,10 +131,15 @@ def _training(d: Path) -> tuple[str, list[str]]:
         from .data import load_dataset
 
         data = model.config.data
-        dataset = load_dataset(data.name, data.n, data.seed)
-        ref = dataset.reference(2000).double().numpy()
-        fig = viz.sample_clouds({"model (UniPC, 20 steps)": x, "data (held out)": ref}, dataset.target)
-        sections.append(_section("Samples", _figure(fig, "Samples of the trained model beside held-out data.")))
+        try:
+            dataset = load_dataset(data.name, data.n, data.seed)
+        except ValueError:  # trained on samples in memory (e.g. physics runs): no data set to draw from
+            fig = viz.sample_clouds({"model (UniPC, 20 steps)": x})
+            sections.append(_section("Samples", _figure(fig, "Samples of the trained model.")))
+        else:
+            ref = dataset.reference(2000).double().numpy()
+            fig = viz.sample_clouds({"model (UniPC, 20 steps)": x, "data (held out)": ref}, dataset.target)
+            sections.append(_section("Samples", _figure(fig, "Samples of the trained model beside held-out data.")))
     elif model.field_dim == 64:
         sections.append(_section("Samples", _figure(viz.digits_grid(x[:100]), "100 samples (UniPC, 20 steps).")))
     sections.append(_section("Settings", _settings_table({"config": info.get("config"), "sampling": settings})))
