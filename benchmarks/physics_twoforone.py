@@ -5,9 +5,10 @@ a force field for Langevin MD, on the 2-D double well, Müller–Brown and DW-4.
 
 Trains (or reuses) a model per system under OUT/SYSTEM/model, writes OUT/SYSTEM/compare.json and the
 figures, records one line per system and route in benchmarks/results/physics_twoforone.json
-(merged: records of systems not run are kept; value: free-energy error in kT; baseline: the Monte-Carlo floor of fresh exact/reference samples of
-the same size for the i.i.d. route, the same MD with the true force for the MD route), and prints the
-tables. The issue's aim is a free-energy error below 0.3 kT for both routes on all three systems.
+(value: free-energy error in kT; baseline: the Monte-Carlo floor of fresh exact/reference samples of
+the same size for the i.i.d. route, the same MD with the true force for the MD route; the records of
+systems not run are kept), and prints the tables. The issue's aim is a free-energy error below 0.3 kT
+for both routes on all three systems.
 """
 
 from __future__ import annotations

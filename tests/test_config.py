@@ -37,7 +37,7 @@ def test_defaults_are_the_documented_ones():
     assert d["data"] == {"name": "mog6", "n": 20000, "seed": 0}
     assert d["model"] == {"net": "mlp", "parameterization": "", "hidden": 256, "depth": 4, "emb_dim": 128,
                           "channels": 32, "channel_mult": [1, 2], "sigma_data": 0.0, "conditional": False,
-                          "label_dropout": 0.1}
+                          "label_dropout": 0.1, "particles": 0}
     assert d["objective"] == {"name": "dsm", "process": "vp", "time": "default", "t_min": 1e-3, "p_mean": -1.2,
                               "p_std": 1.2, "probes": 1}
     assert d["optim"] == {"lr": 2e-3, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "warmup": 200,

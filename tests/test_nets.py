@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from scoredyn.nets import MLP, NETS, FourierEmbedding, SinusoidalEmbedding, UNet, build_net
+from scoredyn.nets import EGNN, MLP, NETS, FourierEmbedding, SinusoidalEmbedding, UNet, build_net
 
 
 def _inputs(n: int, dim: int, num_classes: int = 0, seed: int = 0):
@@ -125,9 +125,9 @@ def test_embedding_values():
 
 
 def test_build_net_errors():
-    assert NETS == ("mlp", "unet")
+    assert NETS == ("mlp", "unet", "egnn")
     assert isinstance(build_net("unet", 64), UNet) and isinstance(build_net("mlp", 3, 2), MLP)
-    with pytest.raises(ValueError, match="unknown net 'resnet'.*mlp, unet"):
+    with pytest.raises(ValueError, match="unknown net 'resnet'.*mlp, unet, egnn"):
         build_net("resnet", 2)
     for dim in (2, 63, 65):
         with pytest.raises(ValueError, match="side \\* side \\* in_channels"):
@@ -161,3 +161,48 @@ def test_mlp_learns_noise_conditional_map():
     # the target's mean square is E[sin^2(3c)] E[x^2] ~ 0.5; predicting 0 scores that. Measured
     # after 300 steps: 3e-4 .. 5e-4 (seeds 0, 1, 2); 0.005 (1% of the variance) leaves a 10x margin.
     assert mse < 0.005
+
+
+# --- EGNN ----------------------------------------------------------------------------------------
+
+
+def _egnn_case(seed: int = 0):
+    """A perturbed float64 EGNN (4 particles in 3-D, so rotations are not all commuting) and inputs."""
+    torch.manual_seed(seed)
+    net = build_net("egnn", 12, n_particles=4, hidden=16, depth=3, emb_dim=16).double()
+    _perturb(net, seed)
+    x, c, _ = _inputs(32, 12, seed=seed)
+    return net, x.double(), c.double()
+
+
+def test_egnn_is_equivariant_and_translation_invariant():
+    net, x, c = _egnn_case()
+    g = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))  # a random O(3) element
+    perm = torch.tensor([2, 0, 3, 1])
+    shift = torch.randn(1, 1, 3, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        f = net(x, c).reshape(32, 4, 3)
+        assert float(f.abs().max()) > 1e-2  # not the trivial (zero) map
+        f_rot = net((x.reshape(32, 4, 3) @ q.T).reshape(32, 12), c).reshape(32, 4, 3)
+        f_perm = net(x.reshape(32, 4, 3)[:, perm].reshape(32, 12), c).reshape(32, 4, 3)
+        f_shift = net((x.reshape(32, 4, 3) + shift).reshape(32, 12), c).reshape(32, 4, 3)
+    # float64 arithmetic of a few hundred terms: agreement to ~1e-14 expected, 1e-10 allowed
+    torch.testing.assert_close(f_rot, f @ q.T, rtol=0, atol=1e-10)
+    torch.testing.assert_close(f_perm, f[:, perm], rtol=0, atol=1e-10)
+    torch.testing.assert_close(f_shift, f, rtol=0, atol=1e-10)
+    assert float(f.mean(dim=1).abs().max()) < 1e-12  # centre of mass of the output is 0
+
+
+def test_egnn_starts_at_zero_and_checks_its_shapes():
+    torch.manual_seed(0)
+    net = build_net("egnn", 8, n_particles=4)
+    assert isinstance(net, EGNN) and (net.n, net.d) == (4, 2)
+    x, c, _ = _inputs(5, 8)
+    assert torch.equal(net(x, c), torch.zeros(5, 8))  # phi_x zero-initialised: positions stay
+    with pytest.raises(ValueError, match="egnn needs n_particles >= 2"):
+        build_net("egnn", 9, n_particles=4)
+    with pytest.raises(ValueError, match="egnn needs n_particles >= 2"):
+        build_net("egnn", 8)
+    with pytest.raises(ValueError, match="x must have shape"):
+        net(torch.zeros(3, 6), torch.zeros(3))

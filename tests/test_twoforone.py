@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from scoredyn.physics import field_force, interatomic_distances
-from scoredyn.physics.systems import equilibrium_samples, get_system
-from scoredyn.physics.twoforone import augment_particles, compare, multi_sigma_force, simulate, train_system_model
+from scoredyn.physics.reference import ReferenceSettings
+from scoredyn.physics.systems import equilibrium_samples, get_system, reference_from_samples
+from scoredyn.physics.twoforone import (
+    _compare,
+    augment_particles,
+    compare,
+    multi_sigma_force,
+    simulate,
+    train_system_model,
+)
 from scoredyn.train import load_trained
 
 # compare() settings for a test: 4000 i.i.d. samples, 128 walkers for t = 20 + 40 (dt 0.05)
@@ -104,3 +112,20 @@ def test_simulate_writes_a_trajectory_with_true_and_learned_forces(trained, tmp_
     learned = simulate("double-well", tmp_path / "nn", force=str(trained[1]), sigma=0.1, steps=100, walkers=16)
     assert learned["blown_up"] == 0.0 and learned["frames"] == 11
     assert load_trained(trained[1]).field_dim == get_system("double-well").dim
+
+
+def test_dw4_trains_an_egnn_and_compare_returns_finite_numbers(tmp_path):
+    # a smoke test of the EGNN-backed DW-4 pipeline (the aim is shown by benchmarks/physics_twoforone.py):
+    # 30 training steps on 512 short-run samples, then both routes on 256 samples / 16 walkers
+    # (short reference runs: 64 walkers, burn-in 20, frames 2 apart; the floor and MD starts passed in)
+    fast = ReferenceSettings(n_walkers=64, burn_in=20.0, thin=2.0)
+    pool = equilibrium_samples("dw4", 1536, seed=0, settings=fast)
+    model = train_system_model("dw4", pool[:512], tmp_path, steps=30, seed=0)
+    assert model.config.model.net == "egnn" and model.config.model.particles == 4
+    r, _ = _compare("dw4", model, sigmas=(0.1,), n_iid=256, sampler="sde", sampler_steps=10, walkers=16, dt=None,
+                    friction=1.0, burn_in=0.2, duration=1.0, seed=2, progress=False,
+                    reference=reference_from_samples("dw4", pool[512:1280]), floor_samples=pool[1280:1536],
+                    starts=pool[1280:1296])  # fmt: skip
+    for route in ("iid", "md"):
+        assert math.isfinite(r["routes"][route]["js"]), route
+    assert r["routes"]["md"]["blown_up"] == 0.0

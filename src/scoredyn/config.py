@@ -62,6 +62,7 @@ class ModelConfig:
     sigma_data: float = 0.0  # 0 = estimate from the data's std
     conditional: bool = False
     label_dropout: float = 0.1
+    particles: int = 0  # egnn: number of particles n (the data are n particles in dim / n dimensions)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def validate(cfg: TrainConfig) -> None:
          "a non-empty list of integers >= 1"),
         ("model.sigma_data", m.sigma_data, m.sigma_data >= 0, ">= 0 (0 = estimate from the data)"),
         ("model.label_dropout", m.label_dropout, 0 <= m.label_dropout < 1, "in [0, 1)"),
+        ("model.particles", m.particles, m.particles >= 2 * (m.net == "egnn"), ">= 2 for net = egnn, else >= 0"),
         ("objective.time", o.time, o.time in TIME_SAMPLERS, f"one of {', '.join(TIME_SAMPLERS)}"),
         ("objective.t_min", o.t_min, o.t_min >= 0, ">= 0"),
         ("objective.p_std", o.p_std, o.p_std > 0, "> 0"),
