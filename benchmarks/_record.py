@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import scoredyn
+from scoredyn._io import file_mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -57,5 +58,6 @@ def write(filename: str, records: list[dict]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{filename}.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(records, fh, indent=1)
+    os.chmod(tmp, file_mode())  # mkstemp makes 0600; results are ordinary files (the umask's mode)
     os.replace(tmp, path)
     return path
