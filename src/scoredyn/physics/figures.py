@@ -58,7 +58,9 @@ def samples_figure(
     F = as_numpy(grid.free_energy) / system.target.kT
     xs, ys = as_numpy(grid.xs), as_numpy(grid.ys)
     xe, ye = (as_numpy(e) for e in system.js_edges)
-    fig, axes = new_figure(1, 3, plane=True)
+    height = 3.6  # panels as wide as the box's aspect asks, so equal axes leave no blank margins
+    width = height * float(xe[-1] - xe[0]) / float(ye[-1] - ye[0]) + 0.4
+    fig, axes = new_figure(1, 3, plane=True, panel=(width, height))
     clouds = (("exact samples", exact, INK), ("i.i.d. route", iid, NAVY), (f"MD route, σ = {sigma:g}", md, TEAL))
     for ax, (title, pts, colour) in zip(axes[0], clouds, strict=True):
         ax.contour(xs, ys, F.T, levels=np.arange(0.5, 8.0, 1.0), colors="0.55", linewidths=0.7)
