@@ -40,7 +40,7 @@ from .._io import atomic_write_json
 from ..config import TrainConfig, apply_overrides
 from ..data import Dataset
 from ..train import TrainedModel, Trainer
-from .alanine import BOLTZMANN_KJ, N_ATOMS, phi_psi, ramachandran_error, structure_path
+from .alanine import BOLTZMANN_KJ, N_ATOMS, kabsch, phi_psi, ramachandran_error, structure_path
 from .integrators import baoab
 from .twoforone import multi_sigma_force
 
@@ -79,22 +79,6 @@ def _structure() -> np.ndarray:
     """The shipped amber14 minimum (22, 3) in nm, read from the PDB text (no OpenMM needed)."""
     rows = [ln for ln in structure_path().read_text().splitlines() if ln.startswith("ATOM")]
     return np.array([[float(r[30:38]), float(r[38:46]), float(r[46:54])] for r in rows]) / 10.0
-
-
-def kabsch(x: Tensor, reference: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Kabsch (1976) alignment of frames ``x`` (N, A, 3) onto ``reference`` (A, 3): ``y_i = R (x_i - c)``,
-    ``R = V diag(1, 1, d) U^T`` from ``(x - c)^T (ref - mean) = U S V^T``, ``d = sign det(V U^T)``.
-
-    Returns ``y`` (N, A, 3), ``R`` (N, 3, 3) and the centres ``c`` (N, 1, 3) (geometric centre)."""
-    c = x.mean(dim=1, keepdim=True)
-    xc, yc = x - c, reference - reference.mean(dim=0)
-    u, _, vh = torch.linalg.svd(xc.transpose(1, 2) @ yc)
-    v = vh.transpose(1, 2)
-    d = torch.sign(torch.linalg.det(v @ u.transpose(1, 2)))
-    diag = torch.ones(x.shape[0], 3, dtype=x.dtype)
-    diag[:, 2] = torch.where(d == 0, torch.ones_like(d), d)
-    r = v @ torch.diag_embed(diag) @ u.transpose(1, 2)
-    return xc @ r.transpose(1, 2), r, c
 
 
 @dataclass(frozen=True)
