@@ -24,7 +24,7 @@ from .samplers.grids import sigma_hat_to_t
 from .starts import start_distribution
 from .targets.mixture import GaussianMixture
 
-__all__ = ["ESTIMATORS", "LikelihoodEstimate", "estimate_likelihood", "source_field"]
+__all__ = ["ESTIMATORS", "LikelihoodEstimate", "data_end_time", "estimate_likelihood", "source_field"]
 
 ESTIMATORS = ("ode", "vlb")
 TRAINED_SIGMA_MIN = 1e-3  # a network's score is not finite at sigma = 0: start the ODE at sigma_hat = 1e-3
@@ -83,7 +83,8 @@ def source_field(source, process: str | None = None) -> tuple[Field, GaussianMix
     return own, prior, TRAINED_SIGMA_MIN
 
 
-def _t0(process: Process, sigma_min: float) -> float | None:
+def data_end_time(process: Process, sigma_min: float) -> float | None:
+    """The ODE's data-end time: where ``sigma / alpha = sigma_min``, or ``None`` (``t_min``) for 0."""
     if sigma_min < 0:
         raise ValueError(f"sigma_min must be >= 0, got {sigma_min}")
     if sigma_min == 0:
@@ -136,7 +137,7 @@ def estimate_likelihood(
     if dequantize_levels is not None:
         x = dequantize(x, dequantize_levels, generator)
     sigma_min = default_sigma if sigma_min is None else sigma_min
-    t0 = _t0(fld.process, sigma_min)
+    t0 = data_end_time(fld.process, sigma_min)
     schedule = DDPMSchedule()
     logps, nfe = [], 0
     for start in range(0, x.shape[0], batch):

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from .._io import atomic_savez, load_samples, versions
-from ..estimate import ESTIMATORS, estimate_likelihood, source_field
+from ..estimate import ESTIMATORS, data_end_time, estimate_likelihood, source_field
 from ..likelihood import decode, encode, slerp
 from ..registry import PROCESSES, TARGETS
 from ..targets.mixture import GaussianMixture
@@ -141,7 +141,7 @@ def interpolate(
     if not (0 <= i < x.shape[0] and 0 <= j < x.shape[0]) or i == j:
         _fail(f"--pair must be two different row indices in 0..{x.shape[0] - 1}, got {i} {j}")
     fld, _prior, sigma_min = source_field(source, process)
-    t0 = None if sigma_min == 0 else float(fld.process.log_snr_to_t(-torch.log(torch.tensor(sigma_min))))
+    t0 = data_end_time(fld.process, sigma_min)
     ends = x[[i, j]]
     z = encode(fld, ends, t0=t0, rtol=rtol, atol=rtol)
     latents = slerp(z[0], z[1], n)
