@@ -194,10 +194,11 @@ def _figure(fig, caption: str) -> str:
     return f'<figure><img alt="{cap}" src="data:image/png;base64,{data}"><figcaption>{cap}</figcaption></figure>'
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
+def _table(headers: list[str], rows: list[list], css_class: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attr = f' class="{css_class}"' if css_class else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _study_table(name: str, rows: list[dict]) -> str:
@@ -213,20 +214,13 @@ def _study_table(name: str, rows: list[dict]) -> str:
     return f"<h3>{html.escape(name)}</h3>" + _table(headers, body)
 
 
+_RECORD_COLUMNS = (("name", "name"), ("value", "value"), ("unit", "unit"), ("baseline", "baseline"),
+                   ("baseline_value", "baseline value"), ("ratio", "ratio"), ("device", "device"))  # fmt: skip
+
+
 def _records_table(records: list[dict]) -> str:
-    rows = [
-        [
-            r["name"],
-            r.get("value"),
-            r.get("unit"),
-            r.get("baseline"),
-            r.get("baseline_value"),
-            r.get("ratio"),
-            r.get("device"),
-        ]
-        for r in records
-    ]
-    return _table(["name", "value", "unit", "baseline", "baseline value", "ratio", "device"], rows)
+    rows = [[r.get(key) for key, _ in _RECORD_COLUMNS] for r in records]
+    return _table([head for _, head in _RECORD_COLUMNS], rows)
 
 
 def _short(label: str) -> str:
@@ -236,7 +230,7 @@ def _short(label: str) -> str:
     return head if not rest else f"{head}, {rest.split(',')[0].strip()}"
 
 
-def _settings_table(settings: dict, prefix: str = "") -> str:
+def _settings_table(settings: dict) -> str:
     """Settings as a two-column table, nested sections flattened to ``a.b`` keys, values as compact JSON."""
     rows = []
 
@@ -247,8 +241,8 @@ def _settings_table(settings: dict, prefix: str = "") -> str:
             else:
                 rows.append([f"{pre}{k}", v if isinstance(v, str | int | float) else json.dumps(v, default=str)])
 
-    walk(settings, prefix)
-    return '<table class="settings">' + _table(["setting", "value"], rows)[len("<table>") :]
+    walk(settings, "")
+    return _table(["setting", "value"], rows, css_class="settings")
 
 
 def _fmt(v) -> str:
