@@ -29,15 +29,14 @@ DataOpt = Annotated[
 ]
 
 
-def _data(spec: str, source, checkpoint: Path | None, n: int | None, seed: int) -> torch.Tensor:
+def _data(spec: str, source, n: int | None, seed: int) -> torch.Tensor:
     """The rows to score: a file, or the held-out data of the source (at most ``n``)."""
     if spec == HELD_OUT:
         if isinstance(source, GaussianMixture):
             return source.sample(n or 2000, torch.Generator().manual_seed(seed + 1)).double()
         from ..data import load_dataset
-        from ..train import read_run
 
-        data = read_run(checkpoint)[2].data
+        data = source.config.data  # the trained model's own data set
         return load_dataset(data.name, data.n, data.seed).reference(n or 2000, seed).double()
     x = torch.from_numpy(load_samples(spec)).double()
     return x if n is None else x[:n]
@@ -80,7 +79,7 @@ def likelihood(
     if not (rtol > 0 and atol > 0):
         _fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
     source, source_name = _source(target, checkpoint, ema=ema, device=_device(device))
-    x = _data(data, source, checkpoint, n or None, seed)
+    x = _data(data, source, n or None, seed)
     t0 = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task(f"log p on {source_name}", total=x.shape[0])
@@ -136,7 +135,7 @@ def interpolate(
     if not rtol > 0:
         _fail(f"--rtol must be positive, got {rtol}")
     source, source_name = _source(target, checkpoint, ema=ema, device=_device(device))
-    x = _data(data, source, checkpoint, None, seed)
+    x = _data(data, source, None, seed)
     i, j = pair
     if not (0 <= i < x.shape[0] and 0 <= j < x.shape[0]) or i == j:
         _fail(f"--pair must be two different row indices in 0..{x.shape[0] - 1}, got {i} {j}")
