@@ -100,7 +100,7 @@ def _demo(d: Path) -> tuple[str, list[str]]:
             "Reverse SDE and probability-flow ODE paths from the same starts, coloured by time: ODE paths never cross.",
         )
     )
-    x_t = target.noised(VP(), 0.5).sample(6, torch.Generator().manual_seed(0))
+    x_t = target.noised(field.process, 0.5).sample(6, torch.Generator().manual_seed(0))
     figures.append(
         _figure(
             viz.noise_compass(field, x_t, 0.5, target=target),
