@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "write_structure",
     "alanine_system",
     "openmm_energy_force",
+    "energy_force_evaluator",
     "dihedral",
     "phi_psi",
     "openmm_reference",
@@ -214,19 +216,36 @@ def _context(system, integrator, platform: str):
     return openmm.Context(system, integrator, plat, props)
 
 
+EnergyForce = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def energy_force_evaluator(system: Any, platform: str = "Reference") -> EnergyForce:
+    """A function ``x -> (energies, forces)`` of an OpenMM ``system`` that reuses one Context (building
+    one costs far more than an evaluation): energies (N,) in kJ/mol and forces (N, 22, 3) in kJ/mol/nm
+    at configurations ``x`` (N, 22, 3), (N, 66) or (22, 3) in nm. A non-finite frame gets NaN."""
+    openmm, _, unit = _openmm()
+    ctx = _context(system, openmm.VerletIntegrator(0.001), platform)
+    per_nm = unit.kilojoule_per_mole / unit.nanometer
+
+    def evaluate(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64).reshape(-1, N_ATOMS, 3)
+        energies, forces = np.full(len(x), np.nan), np.full(x.shape, np.nan)
+        for k, frame in enumerate(x):
+            if np.isfinite(frame).all():
+                ctx.setPositions(frame)
+                state = ctx.getState(getEnergy=True, getForces=True)
+                energies[k] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+                forces[k] = state.getForces(asNumpy=True).value_in_unit(per_nm)
+        return energies, forces
+
+    return evaluate
+
+
 def openmm_energy_force(system: Any, x: np.ndarray, platform: str = "Reference") -> tuple[np.ndarray, np.ndarray]:
     """Potential energies (N,) in kJ/mol and forces (N, 22, 3) in kJ/mol/nm of an OpenMM ``system`` at
-    configurations ``x`` (N, 22, 3) or (22, 3) in nm (float64 arithmetic on the Reference platform)."""
-    openmm, _, unit = _openmm()
-    x = np.asarray(x, dtype=np.float64).reshape(-1, N_ATOMS, 3)
-    ctx = _context(system, openmm.VerletIntegrator(0.001), platform)
-    energies, forces = [], []
-    for frame in x:
-        ctx.setPositions(frame)
-        state = ctx.getState(getEnergy=True, getForces=True)
-        energies.append(state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
-        forces.append(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
-    return np.asarray(energies), np.asarray(forces)
+    configurations ``x`` (N, 22, 3) or (22, 3) in nm (float64 arithmetic on the Reference platform);
+    ``energy_force_evaluator`` for repeated calls."""
+    return energy_force_evaluator(system, platform)(x)
 
 
 def write_structure(path: str | Path, *, phi: float = -80.0, psi: float = 75.0, tolerance: float = 0.1) -> dict:

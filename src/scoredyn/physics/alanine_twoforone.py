@@ -149,22 +149,15 @@ def aligned_force(score_z: ForceFn, frame: AlignedFrame, kT: float, *, project: 
 
 
 def openmm_force(platform: str = "Reference") -> ForceFn:
-    """amber14's unconstrained vacuum force (kJ/mol/nm) at (N, 66) nm, one OpenMM context reused."""
-    from .alanine import _context, _openmm, alanine_system
+    """amber14's unconstrained vacuum force (kJ/mol/nm) at (N, 66) nm, one OpenMM context reused
+    (``alanine.energy_force_evaluator``); a non-finite configuration gets a NaN force."""
+    from .alanine import alanine_system, energy_force_evaluator
 
-    openmm, _, unit = _openmm()
-    ctx = _context(alanine_system(constraints="none").system, openmm.VerletIntegrator(0.001), platform)
-    per = unit.kilojoule_per_mole / unit.nanometer
+    evaluate = energy_force_evaluator(alanine_system(constraints="none").system, platform)
 
     def force(x: Tensor) -> Tensor:
-        out = np.empty((x.shape[0], N_ATOMS, 3))
-        for k, frame in enumerate(x.detach().to(torch.float64).reshape(-1, N_ATOMS, 3).numpy()):
-            if not np.isfinite(frame).all():
-                out[k] = np.nan
-                continue
-            ctx.setPositions(frame)
-            out[k] = ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(per)
-        return torch.as_tensor(out, dtype=x.dtype).reshape(x.shape)
+        _, f = evaluate(x.detach().to(torch.float64).cpu().numpy())
+        return torch.as_tensor(f, dtype=x.dtype).reshape(x.shape)
 
     return force
 
