@@ -8,9 +8,10 @@ The SVGD direction of Liu & Wang (2016, eq. 8) with the RBF kernel
            = \\frac1N \\Big[(K s)_i + \\lambda \\frac{2}{h^2}\\big(\\textstyle\\sum_j K_{ij}\\, x_i
              - (K x)_i\\big)\\Big],
 
-with ``K_ij = k(x_j, x_i)``. ``svgd_direction`` evaluates the second form one block of rows at a
-time, so memory is ``O(chunk N)``: the ``(N, N, D)`` tensor of pairwise differences is never
-formed. ``_svgd_direction_dense`` is the first form written out, kept as a reference.
+with ``K_ij = k(x_j, x_i)``. ``svgd_direction`` evaluates the second form without the ``(N, N, D)``
+tensor of pairwise differences: on CUDA in one fused Triton pass (``scoredyn.kernels.svgd``, O(N D)
+memory), elsewhere one block of rows at a time in torch, the block sized to a memory budget
+(O(chunk N) memory). ``_svgd_direction_dense`` is the first form written out, kept as a reference.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from .._tensor import atleast_2d_points
 from ..fields import Field
+from ..kernels._triton import triton_available, triton_runs_on
 from ._steps import SampleResult, StepInfo, Tracker
 from .langevin import (
     _check_level_grid,
@@ -31,9 +33,12 @@ from .langevin import (
     _step_sizes,
 )
 
-__all__ = ["svgd", "svgd_direction"]
+__all__ = ["BACKENDS", "MEMORY_BUDGET", "svgd", "svgd_direction"]
 
-KERNEL_BLOCK_BYTES = 64 * 2**20  # budget of one (chunk, N) kernel block when chunk_size is None
+BACKENDS = ("auto", "triton", "torch")
+
+#: Default bytes for the temporaries of one row block of the ``torch`` backend (``memory_budget``).
+MEMORY_BUDGET = 64 * 2**20
 
 
 def _check_direction_args(
@@ -46,46 +51,95 @@ def _check_direction_args(
     return _check_positive(h, "h"), float(repulsion)
 
 
+def _chunk_rows(n: int, d: int, element_size: int, memory_budget: int | None = None) -> int:
+    """Rows per block of the ``torch`` backend: as many as fit ``memory_budget`` bytes (at least one).
+
+    A block of ``c`` rows holds the kernel block ``K`` (``c x N``, squared and exponentiated in
+    place), ``K [s | x]`` (``c x 2D``), the row sums and the few ``c x D`` temporaries of the
+    combination: at most ``c (N + 8 D)`` elements.
+    """
+    budget = MEMORY_BUDGET if memory_budget is None else memory_budget
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"memory_budget must be a positive integer (bytes), got {memory_budget!r}")
+    return max(1, budget // ((n + 8 * d) * element_size))
+
+
+def _pick_backend(backend: str, x: Tensor) -> str:
+    """``auto``: ``triton`` on CUDA when triton imports, else ``torch``. Checks that an explicit
+    ``triton`` can run on ``x``'s device (CUDA, or any device under ``TRITON_INTERPRET=1``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "triton" if x.device.type == "cuda" and triton_available() else "torch"
+    if backend == "triton" and not triton_runs_on(x.device):
+        why = "triton is not installed" if not triton_available() else f"x is on {x.device}, not CUDA"
+        raise ValueError(f"backend 'triton' cannot run here: {why} (TRITON_INTERPRET=1 runs it on the CPU)")
+    return backend
+
+
 def svgd_direction(
-    x: Tensor, score: Tensor, h: float, repulsion: float = 1.0, *, chunk_size: int | None = None
+    x: Tensor,
+    score: Tensor,
+    h: float,
+    repulsion: float = 1.0,
+    *,
+    backend: str = "auto",
+    memory_budget: int | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
-    """The SVGD update direction (Liu & Wang 2016, eq. 8; Algorithm 1), in row blocks.
+    """The SVGD update direction (Liu & Wang 2016, eq. 8; Algorithm 1), fused or in row blocks.
 
     .. math::
         \\phi_i = \\frac1N \\sum_j \\Big[k(x_j, x_i)\\, s_j + \\lambda\\,\\frac{2}{h^2}\\,
                   k(x_j, x_i)\\,(x_i - x_j)\\Big], \\qquad k(x, y) = e^{-|x - y|^2 / h^2} .
 
-    Per block of rows ``i``: the kernel block ``K`` (chunk, N) from exact pairwise distances, then
-    ``K s`` and the repulsion ``(2 / h^2)(rowsum(K) x_i - K x)``. The particles are centred first
-    (the direction is shift invariant), which keeps that difference well conditioned.
+    ``triton``: one fused pass (``scoredyn.kernels.svgd.svgd_direction_triton``), O(N D) memory.
+    ``torch``: per block of rows ``i``, the kernel block ``K`` (chunk, N) from exact pairwise
+    distances, then ``K s`` and the repulsion ``(2 / h^2)(rowsum(K) x_i - K x)``; the block has as
+    many rows as fit ``memory_budget``. Both centre the particles first (the direction is shift
+    invariant), which keeps that difference well conditioned.
 
     Args:
         x: ``(N, D)`` particles.
         score: ``(N, D)`` the score ``s_j`` at each particle.
         h: kernel bandwidth ``> 0``.
         repulsion: weight ``lambda >= 0`` of the kernel-gradient term (1 is SVGD).
-        chunk_size: rows per block; by default as many as fit ``KERNEL_BLOCK_BYTES``.
+        backend: ``auto`` (``triton`` for a CUDA tensor when triton is installed, else ``torch``),
+            ``triton`` or ``torch``.
+        memory_budget: bytes for one row block's temporaries (``torch``; default ``MEMORY_BUDGET``,
+            64 MiB): ``chunk = max(1, budget // ((N + 8 D) * itemsize))`` rows.
+        chunk_size: rows per block (``torch``), overriding ``memory_budget``.
 
     Returns:
         ``(N, D)`` the direction ``phi``.
     """
     h, lam = _check_direction_args(atleast_2d_points(x), score, h, repulsion)
     N, D = x.shape
+    if _pick_backend(backend, x) == "triton":
+        from ..kernels.svgd import _fused_direction
+
+        return _fused_direction(x, score, h, lam)
     if chunk_size is None:
-        chunk_size = max(1, KERNEL_BLOCK_BYTES // (N * x.element_size()))
+        chunk_size = _chunk_rows(N, D, x.element_size(), memory_budget)
     chunk_size = _check_steps(chunk_size, "chunk_size")
     xc = x - x.mean(0)
     rhs = torch.cat([score, xc], dim=1)  # one product gives K s and K x
     phi = torch.empty_like(x)
     for a in range(0, N, chunk_size):
-        xi = xc[a : a + chunk_size]
-        # kernel block K_ij = k(x_j, x_i) from exact differences (no |x|^2 + |y|^2 - 2xy)
-        d = torch.cdist(xi, xc, compute_mode="donot_use_mm_for_euclid_dist")
-        K = d.square_().div_(-(h**2)).exp_()  # in place: the block is the memory budget
-        Ks, Kx = (K @ rhs).split(D, dim=1)
-        # (1/N) [K s + lambda (2/h^2) (rowsum(K) x_i - K x)]
-        phi[a : a + chunk_size] = (Ks + lam * (2.0 / h**2) * (K.sum(1, keepdim=True) * xi - Kx)) / N
+        phi[a : a + chunk_size] = _row_block(xc[a : a + chunk_size], xc, rhs, h, lam)
     return phi
+
+
+def _row_block(xi: Tensor, xc: Tensor, rhs: Tensor, h: float, lam: float) -> Tensor:
+    """``phi`` for the rows ``xi`` of the centred particles ``xc``; ``rhs = [s | xc]``. A function
+    of its own so the kernel block is freed before the next one is allocated."""
+    N, D = xc.shape
+    # kernel block K_ij = k(x_j, x_i) from exact differences (no |x|^2 + |y|^2 - 2xy)
+    d = torch.cdist(xi, xc, compute_mode="donot_use_mm_for_euclid_dist")
+    K = d.square_().div_(-(h**2)).exp_()  # in place: the block is the memory budget
+    Ks, Kx = (K @ rhs).split(D, dim=1)
+    # (1/N) [K s + lambda (2/h^2) (rowsum(K) x_i - K x)]
+    return (Ks + lam * (2.0 / h**2) * (K.sum(1, keepdim=True) * xi - Kx)) / N
 
 
 def _svgd_direction_dense(x: Tensor, score: Tensor, h: float, repulsion: float = 1.0) -> Tensor:
@@ -110,6 +164,8 @@ def svgd(
     generator: torch.Generator | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     return_path: bool = False,
+    backend: str = "auto",
+    memory_budget: int | None = None,
     chunk_size: int | None = None,
 ) -> SampleResult:
     """Annealed SVGD (Liu & Wang 2016, Algorithm 1) over the noise levels of ``grid``.
@@ -122,7 +178,8 @@ def svgd(
 
     ``phi`` from ``svgd_direction`` with the field's score; the bracketed Langevin noise only with
     ``langevin_noise`` (stochastic SVGD). A level with ``sigma = 0`` is skipped. Each step costs
-    ``O(N^2 D)`` time and ``O(chunk N)`` memory. The path is recorded after each level.
+    ``O(N^2 D)`` time and ``O(N D)`` (``triton``) or ``O(chunk N)`` (``torch``) memory. The path is
+    recorded after each level.
     NFE is ``levels * steps_per_level``.
 
     Args:
@@ -137,20 +194,26 @@ def svgd(
         generator: the one source of noise (used only with ``langevin_noise``).
         callback: called with ``StepInfo`` after each level.
         return_path: keep the particles after each level.
-        chunk_size: rows per kernel block (see ``svgd_direction``).
+        backend: ``auto``, ``triton`` or ``torch`` (see ``svgd_direction``).
+        memory_budget: bytes for one row block of the ``torch`` backend (see ``svgd_direction``).
+        chunk_size: rows per kernel block of the ``torch`` backend (see ``svgd_direction``).
     """
     x = atleast_2d_points(x)
     grid = _check_level_grid(grid)
     T = _check_steps(steps_per_level)
     etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), "sigma2")
     b = _check_positive(bandwidth_factor, "bandwidth_factor")
+    backend = _pick_backend(backend, x)
+    if memory_budget is not None:
+        _chunk_rows(*x.shape, x.element_size(), memory_budget)  # check it before the first step
     sigmas = field.process.sigma(grid).tolist()
     tracker = Tracker(field, x, callback, return_path)
     for i, (t, sigma_i, eta_i) in enumerate(zip(grid, sigmas, etas, strict=True)):
         # T steps of x <- x + eta_i phi(x, t_i) [+ sqrt(2 eta_i) xi], h_i = b sigma_i (0: skip)
         for _ in range(T if sigma_i > 0 else 0):
             s = tracker.field.score(x, t)
-            phi = svgd_direction(x, s, b * sigma_i, repulsion, chunk_size=chunk_size)
+            phi = svgd_direction(x, s, b * sigma_i, repulsion, backend=backend, memory_budget=memory_budget,
+                                 chunk_size=chunk_size)  # fmt: skip
             x = _kick(x, phi, eta_i, generator, noisy=langevin_noise)
         tracker.step(i, t, x)
     return tracker.result(x)

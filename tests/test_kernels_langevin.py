@@ -1,0 +1,269 @@
+"""The fused annealed Langevin of the exact mixture field against the reference sampler.
+
+The Triton kernel runs on the CPU through Triton's interpreter. Triton decides whether its own
+library functions (``tl.sum``, ``tl.randn``) are interpreted when it is first imported, so
+``TRITON_INTERPRET=1`` must be set before that: it is set here, at collection, and if some module
+collected earlier imported triton without it, the interpreter tests (``test_interp_*``) rerun in a
+fresh pytest process with the variable set, and each checks that it passed there.
+"""
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton (see the module doc)
+
+import functools  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from scoredyn.fields import AnalyticField  # noqa: E402
+from scoredyn.kernels._triton import triton_available  # noqa: E402
+from scoredyn.kernels.mixture_langevin import (  # noqa: E402
+    _philox_key,
+    _triton_steps,
+    fused_annealed_langevin,
+    level_terms,
+    mixture_score,
+)
+from scoredyn.metrics import evaluate  # noqa: E402
+from scoredyn.registry import resolve_process, resolve_target  # noqa: E402
+from scoredyn.samplers.grids import geometric_sigma_grid  # noqa: E402
+from scoredyn.samplers.langevin import annealed_langevin, score_drift  # noqa: E402
+from scoredyn.targets.mixture import random_mixture  # noqa: E402
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed")
+
+
+def _interpreter_in_process() -> bool:
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(tl.sum, InterpretedFunction)
+
+
+@functools.cache
+def _child_report() -> str:
+    """Run this module's interpreter tests in a fresh process (TRITON_INTERPRET=1 from the start)."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-k", "interp", "-q", "-rA", "-p", "no:cacheprovider", "-p",
+         "no:xdist"],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    return out.stdout + out.stderr
+
+
+@pytest.fixture
+def interpreter(request) -> bool:
+    """True when the test should run here; False when it already ran (and passed) in a child process."""
+    if _interpreter_in_process():
+        return True
+    report = _child_report()
+    name = request.node.name
+    assert f"PASSED {Path(__file__).name}::{name}" in report.replace("tests/", ""), report[-3000:]
+    return False
+
+
+def _points(n, d, scale, seed, dtype=torch.float64):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).mul(scale).to(dtype)
+
+
+def _rel_err(a, b) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+CASES = {  # target, process, levels, steps per level, particles (tiny: the interpreter is slow)
+    "mog6-edm": (resolve_target("mog6"), "edm", 3, 3, 96),
+    "d10k6-vp": (random_mixture(10, 6, seed=1), "vp", 3, 2, 32),
+    "d10k100-ve": (random_mixture(10, 100, seed=2), "ve", 1, 2, 16),
+}
+
+
+# --- noise off: the kernel follows the reference score drift to float tolerance --------------------
+
+
+@needs_triton
+@pytest.mark.parametrize("case", list(CASES))
+def test_interp_noise_off_matches_reference(case, interpreter):
+    if not interpreter:
+        return
+    target, proc, levels, steps, n = CASES[case]
+    process = resolve_process(proc)
+    grid = geometric_sigma_grid(process, levels)
+    x = _points(n, target.dim, 4.0, 0)
+    ref = score_drift(AnalyticField(target, process), x, grid, steps_per_level=steps)
+    out64 = fused_annealed_langevin(target, process, x, grid, steps_per_level=steps, noisy=False, backend="triton")
+    # float64: the kernel uses explicit precisions where the reference solves with Cholesky factors;
+    # both are backward stable, so they differ by a few ulp times the (small) condition numbers
+    assert _rel_err(out64.x, ref.x) < 1e-11
+    assert out64.nfe == ref.nfe == levels * steps
+    out32 = fused_annealed_langevin(
+        target, process, x.float(), grid, steps_per_level=steps, noisy=False, backend="triton"
+    )
+    # float32 (the reference still computes its score in float64): each step rounds x and the
+    # score, ~6e-8 relative, and the logits (quadratic forms up to ~1e3 at the last level) to
+    # ~1e-4 absolute, which moves a responsibility by as much; measured max 5e-6 of max|x| over
+    # these cases; 5e-5 leaves room and still fails for any wrong term (errors are O(1) then)
+    assert out32.x.dtype == torch.float32
+    assert _rel_err(out32.x, ref.x) < 5e-5
+
+
+@needs_triton
+def test_interp_launch_blocking_does_not_change_the_path(interpreter):
+    if not interpreter:
+        return
+    # the Philox key counts global steps, so the noise is the same however steps are grouped
+    target, process = resolve_target("mog6"), resolve_process("edm")
+    grid = geometric_sigma_grid(process, 2)
+    x = _points(40, 2, 3.0, 1)
+    run = functools.partial(fused_annealed_langevin, target, process, x, grid, steps_per_level=4, seed=7,
+                            backend="triton", return_path=True)  # fmt: skip
+    a, b = run(), run(steps_per_launch=3)
+    assert torch.equal(a.x, b.x) and torch.equal(a.path, b.path)
+    assert a.path.shape == (3, 40, 2) and torch.equal(a.path[0], x)
+    assert not torch.equal(a.x, run(seed=8).x)
+
+
+# --- the in-kernel noise is standard normal and independent -------------------------------------------
+
+
+@needs_triton
+def test_interp_kernel_noise_is_independent_standard_normal(interpreter):
+    if not interpreter:
+        return
+    # with zero precisions the score vanishes, and eta = 1/2 makes each kick x += xi exactly
+    n, d, steps = 4096, 2, 4
+    padded = (torch.zeros(1, d, dtype=torch.float64), torch.zeros(1, d, d, dtype=torch.float64),
+              torch.zeros(1, dtype=torch.float64))  # fmt: skip
+    xs = []
+    for s in range(steps):  # one step per launch: the draws of global steps 0..3
+        x = torch.zeros(n, d, dtype=torch.float64)
+        _triton_steps(x, padded, 0.5, _philox_key(3, s), 1, True)
+        xs.append(x)
+    xi = torch.stack(xs)  # (steps, n, d)
+    together = torch.zeros(n, d, dtype=torch.float64)
+    _triton_steps(together, padded, 0.5, _philox_key(3, 0), steps, True)
+    assert torch.allclose(together, xi.sum(0), rtol=0, atol=1e-12)  # one launch = the same draws
+    flat = xi.flatten()
+    m = flat.numel()  # 32768 draws: sd of the mean 0.0055, of the variance 0.0078
+    assert abs(float(flat.mean())) < 4 / m**0.5
+    assert abs(float(flat.var()) - 1) < 4 * (2 / m) ** 0.5
+    assert abs(float((flat**4).mean()) - 3) < 4 * (96 / m) ** 0.5  # the Gaussian kurtosis (var of xi^4 is 96)
+    # correlations: across steps, across coordinates, across neighbouring particles; each from
+    # >= 4095 pairs, sd <= 1/sqrt(4095) = 0.016, bound 4 sd
+    def corr(a, b):
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    bound = 4 / (n - 1) ** 0.5
+    assert all(abs(corr(xi[s], xi[s + 1])) < bound for s in range(steps - 1))
+    assert abs(corr(xi[:, :, 0], xi[:, :, 1])) < bound
+    assert abs(corr(xi[:, :-1], xi[:, 1:])) < bound
+    # the law: a Kolmogorov-Smirnov distance below its 0.1% critical value 1.95/sqrt(m)
+    sorted_ = flat.sort().values
+    cdf = 0.5 * (1 + torch.erf(sorted_ / 2**0.5))
+    grid = torch.arange(1, m + 1, dtype=torch.float64) / m
+    assert float(torch.maximum(grid - cdf, cdf - (grid - 1 / m)).max()) < 1.95 / m**0.5
+
+
+# --- noise on: the samples follow the target, as the reference's do ------------------------------------
+
+
+def _ratios(samples, target, seed):
+    ev = evaluate(samples, target, seed=seed, metrics=("mode_tv", "energy"))
+    return ev["mode_tv"]["ratio"], ev["energy"]["ratio"]
+
+
+@needs_triton
+def test_interp_samples_match_target_like_the_reference(interpreter):
+    if not interpreter:
+        return
+    target, process = resolve_target("mog6"), resolve_process("edm")
+    grid = geometric_sigma_grid(process, 10)
+    n, steps = 256, 20  # 200 steps of 256 particles: the interpreter's budget
+    x = _points(n, 2, 10.0, 4)  # the ladder's start N(0, 10^2 I)
+    fused = fused_annealed_langevin(target, process, x, grid, steps_per_level=steps, seed=5, backend="triton")
+    ref = annealed_langevin(AnalyticField(target, process), x, grid, steps_per_level=steps,
+                            generator=torch.Generator().manual_seed(5))  # fmt: skip
+    # ratio = metric / its Monte-Carlo floor at this n; an exact sampler scatters about 1 (single
+    # draws up to ~2.5); 20 steps a level leave a small bias; 4 separates a broken kernel (missing
+    # noise collapses to the modes: energy ratio > 10; a wrong weight moves mode TV by > 5 floors)
+    for ratios in (_ratios(fused.x, target, 11), _ratios(ref.x, target, 11)):
+        assert ratios[0] < 4 and ratios[1] < 4, ratios
+
+
+def test_torch_backend_samples_match_target():
+    target, process = resolve_target("mog6"), resolve_process("edm")
+    grid = geometric_sigma_grid(process, 10)
+    x = _points(2000, 2, 10.0, 6, torch.float32)
+    out = fused_annealed_langevin(target, process, x, grid, steps_per_level=100, seed=1, backend="torch")
+    assert out.x.dtype == torch.float32 and out.nfe == 1000
+    tv, ed = _ratios(out.x, target, 12)
+    # the text's setting (10 levels x 100 steps) is unbiased at this n (reference measured ratios
+    # ~0.6-1.2); 3 allows one draw's scatter
+    assert tv < 3 and ed < 3, (tv, ed)
+
+
+# --- the torch formulation and its compiled form ----------------------------------------------------------
+
+
+def test_torch_backend_follows_the_reference_path():
+    # the same generator draws, so in float64 the two runs are the same path to rounding
+    target, process = random_mixture(10, 6, seed=3), resolve_process("vp")
+    grid = geometric_sigma_grid(process, 4)
+    x = _points(300, 10, 2.0, 7)
+    ref = annealed_langevin(AnalyticField(target, process), x, grid, steps_per_level=5,
+                            generator=torch.Generator().manual_seed(9))  # fmt: skip
+    out = fused_annealed_langevin(target, process, x, grid, steps_per_level=5, seed=9, backend="torch")
+    assert _rel_err(out.x, ref.x) < 1e-10  # explicit precision vs Cholesky solves: ulp-level
+    # the score alone, against the field's, at a level in the middle
+    t = grid[2]
+    s = mixture_score(x, *level_terms(target, process, t))
+    assert _rel_err(s, AnalyticField(target, process).score(x, t)) < 1e-11
+
+
+def test_compiled_equals_eager():
+    target, process = resolve_target("mog6"), resolve_process("edm")
+    grid = geometric_sigma_grid(process, 3)
+    x = _points(500, 2, 5.0, 8)
+    run = functools.partial(fused_annealed_langevin, target, process, x, grid, steps_per_level=5, seed=2)
+    eager, compiled, ref = run(backend="torch"), run(backend="compile"), run(backend="eager")
+    # the compiler may reorder the K-sums and fuse multiply-adds: a few ulp per step in float64
+    assert _rel_err(compiled.x, eager.x) < 1e-12
+    assert _rel_err(compiled.x, ref.x) < 1e-10
+    assert compiled.nfe == ref.nfe == 15
+
+
+# --- the sampler's contract -------------------------------------------------------------------------------
+
+
+def test_skips_a_level_with_zero_sigma_and_records_the_path():
+    target, process = resolve_target("mog6"), resolve_process("vp")
+    grid = torch.tensor([0.5, 0.2, 0.0], dtype=torch.float64)  # VP: sigma(0) = 0, no step there
+    x = _points(50, 2, 1.0, 9)
+    out = fused_annealed_langevin(target, process, x, grid, steps_per_level=3, backend="torch", return_path=True)
+    assert out.nfe == 6 and out.path.shape == (4, 50, 2)
+    assert torch.equal(out.path[-1], out.path[-2]) and torch.equal(out.path[0], x)
+    assert torch.equal(x, _points(50, 2, 1.0, 9))  # the argument is not changed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"x": torch.zeros(4, 3)}, "x"),
+        ({"grid": torch.tensor([0.1, 0.5])}, "grid"),
+        ({"steps_per_level": 0}, "steps_per_level"),
+        ({"eta_factor": -1.0}, "eta_factor"),
+        ({"step_rule": "nope"}, "step_rule"),
+        ({"seed": -1}, "seed"),
+        ({"backend": "cuda"}, "backend"),
+        ({"steps_per_launch": 0}, "steps_per_launch"),
+    ],
+)
+def test_bad_arguments_raise_naming_them(kwargs, name):
+    process = resolve_process("edm")
+    args = {"x": torch.zeros(4, 2), "grid": geometric_sigma_grid(process, 2), **kwargs}
+    with pytest.raises(ValueError, match=name):
+        fused_annealed_langevin(resolve_target("mog6"), process, args.pop("x"), args.pop("grid"), **args)
