@@ -14,7 +14,9 @@ The velocity is evaluated in its last form: it is the same quantity, but stays f
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -25,6 +27,8 @@ from .targets.mixture import GaussianMixture, component_terms, precision_times
 
 __all__ = [
     "Field",
+    "Coefficients",
+    "CoefficientTable",
     "Prediction",
     "AnalyticField",
     "CountingField",
@@ -103,32 +107,122 @@ def coefficients(process: Process, t: Tensor, like: Tensor) -> tuple[Tensor, Ten
     return _coef(a, like), _coef(s, like), _coef(da, like), _coef(ds, like)
 
 
+class Coefficients:
+    """A process's coefficients at one time ``t`` (float64 tensors shaped like ``t``), each computed
+    from the process on first use; a row of a ``CoefficientTable`` arrives with all of them.
+
+    ``memo`` holds what a field derives from them (e.g. a network's input scaling), per row.
+    """
+
+    def __init__(self, process: Process, t: Tensor, **known: Tensor) -> None:
+        self.process, self.t, self.memo = process, t, {}
+        self.__dict__.update(known)
+
+    @cached_property
+    def alpha(self) -> Tensor:
+        return self.process.alpha(self.t)
+
+    @cached_property
+    def sigma(self) -> Tensor:
+        return self.process.sigma(self.t)
+
+    @cached_property
+    def d_alpha(self) -> Tensor:
+        return self.process.d_alpha(self.t)
+
+    @cached_property
+    def d_sigma(self) -> Tensor:
+        return self.process.d_sigma(self.t)
+
+    @cached_property
+    def d_sigma2(self) -> Tensor:
+        return self.process.d_sigma2(self.t)
+
+    @cached_property
+    def f(self) -> Tensor:
+        return self.process.f(self.t)
+
+    @cached_property
+    def g2(self) -> Tensor:
+        return self.process.g2(self.t)
+
+
+_COEFFICIENTS = ("alpha", "sigma", "d_alpha", "d_sigma", "d_sigma2", "f", "g2")
+
+
+class CoefficientTable:
+    """Every coefficient of a process at the times of a grid, computed in one vectorised pass and
+    looked up by the exact float64 time; a time not in it is computed on first use and kept
+    (up to ``4 len(times) + 64`` rows, so an adaptive solver's stray times cannot grow it without end).
+
+    The values are those of the per-time calls (the same elementwise float64 operations), so a
+    sampler that reads them takes the same steps as one that asks the process at every step.
+    """
+
+    def __init__(self, process: Process, times: Tensor) -> None:
+        times = as_time(times).reshape(-1)
+        self.process, self._limit = process, 4 * times.numel() + 64
+        columns = [getattr(process, name)(times).unbind() for name in _COEFFICIENTS]
+        self._rows = {
+            t: Coefficients(process, time, **dict(zip(_COEFFICIENTS, row, strict=True)))
+            for t, time, *row in zip(times.tolist(), times.unbind(), *columns, strict=True)
+        }
+
+    def __call__(self, t: Tensor) -> Coefficients:
+        """The row of the 0-dim time ``t``."""
+        key = float(t)
+        row = self._rows.get(key)
+        if row is None:
+            row = Coefficients(self.process, t)
+            if len(self._rows) < self._limit:
+                self._rows[key] = row
+        return row
+
+
 class Field:
     """A score field of one process. Subclasses implement ``score``; they may override
     ``denoise`` where they have a form that is better conditioned than Tweedie's."""
 
     process: Process
+    _table: CoefficientTable | None = None
 
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         raise NotImplementedError
 
+    def at_times(self, times: Tensor) -> Field:
+        """This field with its process's coefficients at ``times`` computed once, in one vectorised
+        pass: a sampler calls it with its grid before its loop, so no step recomputes them. A
+        shallow copy (the field itself is not changed); evaluations at other times still work.
+        Wrappers pass the times on to the fields they wrap."""
+        new = copy.copy(self)
+        new._table = CoefficientTable(self.process, times)
+        return new
+
+    def coefficients_at(self, t: float | Tensor) -> Coefficients:
+        """The process's coefficients at the one time ``t`` (from the table of ``at_times`` when
+        there is one)."""
+        t = as_time(t)
+        if self._table is not None and t.ndim == 0:
+            return self._table(t)
+        return Coefficients(self.process, t)
+
     def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
         """Posterior mean ``E[x_0 | x_t = x]``."""
-        t = as_time(t)
-        return denoise_from_score(x, self.score(x, t), self.process.alpha(t), self.process.sigma(t))
+        c = self.coefficients_at(t)
+        return denoise_from_score(x, self.score(x, c.t), c.alpha, c.sigma)
 
     def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
         """Predicted noise ``E[eps | x_t = x] = -sigma s``."""
-        return -_coef(self.process.sigma(as_time(t)), x) * self.score(x, t)
+        c = self.coefficients_at(t)
+        return -_coef(c.sigma, x) * self.score(x, c.t)
 
     def velocity(self, x: Tensor, t: float | Tensor) -> Tensor:
         """Probability-flow ODE velocity (Song et al. 2021, eq. 13): ``dx/dt = f x - g^2 s / 2``,
         evaluated as ``alpha' x0hat - (d sigma^2/dt) s / 2``: the same quantity, finite where
         ``alpha = 0`` (``f`` diverges) and where ``sigma = 0`` (``sigma'`` may diverge)."""
-        t = as_time(t)
-        p = self.process
-        s, x0 = self._score_and_denoise(x, t)
-        return _coef(p.d_alpha(t), x) * x0 - _coef(0.5 * p.d_sigma2(t), x) * s
+        c = self.coefficients_at(t)
+        s, x0 = self._score_and_denoise(x, c.t)
+        return _coef(c.d_alpha, x) * x0 - _coef(0.5 * c.d_sigma2, x) * s
 
     def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
         """``x0hat`` and ``eps_hat`` at ``x`` (N, D) and times ``t`` (a scalar or one per sample, (N,)),
@@ -142,7 +236,8 @@ class Field:
         """Both at once; a subclass with a shared computation overrides this to do it once."""
         s = self.score(x, t)
         if type(self).denoise is Field.denoise:
-            return s, denoise_from_score(x, s, self.process.alpha(t), self.process.sigma(t))
+            c = self.coefficients_at(t)
+            return s, denoise_from_score(x, s, c.alpha, c.sigma)
         return s, self.denoise(x, t)
 
 
@@ -174,7 +269,8 @@ class AnalyticField(Field):
         """Cholesky factors of ``S_k`` at ``t`` and the scaled means (cached for the last ``t``)."""
         key = float(t)
         if self._cache is None or self._cache[0] != key:
-            a, s = float(self.process.alpha(t)), float(self.process.sigma(t))
+            c = self.coefficients_at(t)
+            a, s = float(c.alpha), float(c.sigma)
             tg = self.target
             eye = torch.eye(tg.dim, dtype=torch.float64)
             chol = torch.linalg.cholesky(a**2 * tg.covs + s**2 * eye)
@@ -235,23 +331,35 @@ class AnalyticField(Field):
 
 
 class CountingField(Field):
-    """Wraps a field and counts its evaluations (NFE): one per call of any of its methods on a batch."""
+    """Wraps a field and counts its evaluations (NFE): one per call of any of its methods on a batch.
+    Its ``at_times`` copy counts into it too."""
 
-    def __init__(self, field: Field) -> None:
-        self.inner, self.process, self.nfe = field, field.process, 0
+    def __init__(self, field: Field, parent: CountingField | None = None) -> None:
+        self.inner, self.process, self.nfe, self._parent = field, field.process, 0, parent
+
+    def at_times(self, times: Tensor) -> CountingField:
+        return CountingField(self.inner.at_times(times), parent=self)
+
+    def coefficients_at(self, t: float | Tensor) -> Coefficients:
+        return self.inner.coefficients_at(t)
+
+    def _count(self) -> None:
+        self.nfe += 1
+        if self._parent is not None:
+            self._parent._count()
 
     def score(self, x, t):
-        self.nfe += 1
+        self._count()
         return self.inner.score(x, t)
 
     def denoise(self, x, t):
-        self.nfe += 1
+        self._count()
         return self.inner.denoise(x, t)
 
     def eps(self, x, t):
-        self.nfe += 1
+        self._count()
         return self.inner.eps(x, t)
 
     def velocity(self, x, t):
-        self.nfe += 1
+        self._count()
         return self.inner.velocity(x, t)

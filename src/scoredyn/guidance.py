@@ -75,6 +75,11 @@ class ClassifierGuidance(Field):
             (grad,) = torch.autograd.grad(chosen, xr)
         return grad.to(x.dtype)
 
+    def at_times(self, times: Tensor) -> ClassifierGuidance:
+        new = super().at_times(times)
+        new.inner = self.inner.at_times(times)  # the wrapped field reads its coefficients from the table too
+        return new
+
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         return self.inner.score(x, t) + self.weight * self.classifier_grad(x, t)
 
@@ -93,6 +98,11 @@ class ClassifierFreeGuidance(Field):
             raise ValueError(f"guidance weight must be >= 0, got {weight}")
         self.cond, self.uncond, self.weight = conditional, unconditional, float(weight)
         self.process = conditional.process
+
+    def at_times(self, times: Tensor) -> ClassifierFreeGuidance:
+        new = super().at_times(times)
+        new.cond, new.uncond = self.cond.at_times(times), self.uncond.at_times(times)
+        return new
 
     def _mix(self, a: Tensor, b: Tensor) -> Tensor:
         return b + self.weight * (a - b)

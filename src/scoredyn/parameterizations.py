@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ._tensor import as_time
-from .fields import Field, Prediction, _coef, coefficients, per_sample_time
+from .fields import Coefficients, Field, Prediction, _coef, coefficients, per_sample_time
 from .processes import Process
 
 __all__ = ["PARAMETERIZATIONS", "NetworkField", "OnProcess"]
@@ -46,6 +46,9 @@ class NetworkField(Field):
         sigma_data: the data's standard deviation (input scaling; EDM's ``sigma_data``).
         labels: class labels used when the field is evaluated without ``y`` (``None``: the null
             class of a conditional network, or no label for an unconditional one).
+        compile: call the network through ``torch.compile`` (``True``, or a ``torch.compile`` mode
+            such as ``"max-autotune-no-cudagraphs"``; ``"reduce-overhead"`` replays CUDA graphs on
+            CUDA, and the output is then copied out of the graph's memory). Compiled on first call.
     """
 
     def __init__(
@@ -56,30 +59,64 @@ class NetworkField(Field):
         *,
         sigma_data: float = 1.0,
         labels: Tensor | None = None,
+        compile: bool | str = False,
     ) -> None:
         if parameterization not in PARAMETERIZATIONS:
             choices = ", ".join(PARAMETERIZATIONS)
             raise ValueError(f"parameterization must be one of {choices}, got {parameterization!r}")
         if not sigma_data > 0:
             raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        if not isinstance(compile, bool | str):
+            raise ValueError(f"compile must be a bool or a torch.compile mode, got {compile!r}")
         self.net, self.process, self.parameterization = net, process, parameterization
-        self.sigma_data, self.labels = float(sigma_data), labels
+        self.sigma_data, self.labels, self.compile = float(sigma_data), labels, compile
+        # shared by the copies of ``at_times``; torch.compile itself compiles on the first call
+        mode = compile if isinstance(compile, str) else None
+        self._compiled = torch.compile(net, mode=mode) if compile else None
 
     def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
         """The network's prediction at ``x`` (N, D) and times ``t`` (scalar or (N,)), as ``x0hat`` and ``eps``."""
-        t = per_sample_time(t, x.shape[0])
-        a, s, da, ds = coefficients(self.process, t, x)
-        sd = self.sigma_data
-        c_in = 1.0 / torch.sqrt(a**2 * sd**2 + s**2)
-        sigma_hat = (s / a).clamp(min=_SIGMA_HAT_FLOOR)
-        c_noise = 0.25 * torch.log(sigma_hat)[:, 0]
+        n = x.shape[0]
+        t = as_time(t)
+        if t.ndim == 0:  # one time for the batch: its terms once, as (1, 1), broadcast below
+            a, s, da, ds, c_in, sigma_hat, c_noise = self._terms(self.coefficients_at(t), x)
+        else:
+            a, s, da, ds = coefficients(self.process, per_sample_time(t, n), x)
+            c_in, sigma_hat, c_noise = self._input_terms(a, s)
         if y is None and self.labels is not None:
-            y = self.labels.expand(x.shape[0]) if self.labels.ndim == 0 else self.labels
+            y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
         param = next(self.net.parameters(), None)
         net_dtype = param.dtype if param is not None else x.dtype
-        out = self.net((c_in * x).to(net_dtype), c_noise.to(net_dtype), y).to(x.dtype)
-        x0, eps = self._convert(out, x, a, s, da, ds, sigma_hat)
+        out = self._call_net((c_in * x).to(net_dtype), c_noise.to(net_dtype).expand(n).contiguous(), y)
+        x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
+        a, s, da, ds = (c.expand(n, 1) for c in (a, s, da, ds))
         return Prediction(x, a, s, da, ds, x0, eps)
+
+    def _input_terms(self, a: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``c_in``, ``sigma_hat`` (floored) and ``c_noise`` from ``alpha`` and ``sigma`` (N, 1)."""
+        c_in = 1.0 / torch.sqrt(a**2 * self.sigma_data**2 + s**2)
+        sigma_hat = (s / a).clamp(min=_SIGMA_HAT_FLOOR)
+        return c_in, sigma_hat, 0.25 * torch.log(sigma_hat)[:, 0]
+
+    def _terms(self, c: Coefficients, x: Tensor) -> tuple[Tensor, ...]:
+        """Every coefficient of ``predict`` at one time, as (1, 1) tensors in ``x``'s dtype and device
+        (``c_noise`` (1,)); kept on a table row, so a prepared grid computes them once per time."""
+        key = ("network-terms", x.dtype, x.device, self.sigma_data)
+        terms = c.memo.get(key)
+        if terms is None:
+            a, s, da, ds = (v.to(dtype=x.dtype, device=x.device).reshape(1, 1) for v in
+                            (c.alpha, c.sigma, c.d_alpha, c.d_sigma))  # fmt: skip
+            terms = (a, s, da, ds, *self._input_terms(a, s))
+            c.memo[key] = terms
+        return terms
+
+    def _call_net(self, x_in: Tensor, c_noise: Tensor, y: Tensor | None) -> Tensor:
+        """The network, through ``torch.compile`` when ``compile`` asks for it."""
+        if self._compiled is None:
+            return self.net(x_in, c_noise, y)
+        out = self._compiled(x_in, c_noise, y)
+        # CUDA graphs reuse their output memory on the next replay: copy it out
+        return out.clone() if self.compile == "reduce-overhead" and out.is_cuda else out
 
     def _convert(self, out, x, a, s, da, ds, sigma_hat) -> tuple[Tensor, Tensor]:
         """The network output to ``(x0hat, eps_hat)``; each form solves ``x = alpha x0 + sigma eps``."""
@@ -130,6 +167,17 @@ class OnProcess(Field):
     def __init__(self, field: Field, process: Process) -> None:
         self.inner, self.process = field, process
         self._last: tuple[float, Tensor, Tensor] | None = None
+        self._maps: dict[float, tuple[Tensor, Tensor]] = {}
+
+    def at_times(self, times: Tensor) -> OnProcess:
+        """The times of the field's own process mapped in one vectorised pass (one bisection for the
+        whole grid, not one per step), and the inner field prepared at them."""
+        times = as_time(times).reshape(-1)
+        u, c = self._map(times)
+        new = super().at_times(times)
+        new._maps = dict(zip(times.tolist(), zip(u.unbind(), c.unbind(), strict=True), strict=True))
+        new.inner = self.inner.at_times(u)
+        return new
 
     def _map(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """The field's own time ``u`` and the scale ``c = alpha_old(u) / alpha_new(t)`` (cached)."""
@@ -137,6 +185,9 @@ class OnProcess(Field):
         if t.ndim != 0:
             u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
             return u, self.inner.process.alpha(u) / self.process.alpha(t)
+        mapped = self._maps.get(float(t))
+        if mapped is not None:
+            return mapped
         if self._last is None or self._last[0] != float(t):
             u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
             self._last = (float(t), u, self.inner.process.alpha(u) / self.process.alpha(t))

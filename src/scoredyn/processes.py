@@ -91,8 +91,10 @@ class Process:
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
             above = fn(mid) > target if increasing else fn(mid) < target
-            hi = torch.where(above, mid, hi)
-            lo = torch.where(above, lo, mid)
+            new_hi, new_lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+            if torch.equal(new_hi, hi) and torch.equal(new_lo, lo):
+                break  # float64 has stopped moving the bounds: more halvings change nothing
+            hi, lo = new_hi, new_lo
         return 0.5 * (lo + hi)
 
     def marginal_sample(self, x0: Tensor, t: float | Tensor, eps: Tensor) -> Tensor:

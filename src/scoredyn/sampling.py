@@ -46,6 +46,7 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     label: int | None = None,
     guidance: float = 1.0,
+    compile: bool | str = False,
     **knobs,
 ) -> tuple[SampleResult, dict]:
     """Draw ``n`` samples from ``target`` with the named sampler and its field.
@@ -61,6 +62,8 @@ def sample(
         label: draw this class: classifier-free guidance for a class-conditional trained model,
             classifier guidance with the exact noisy classifier for a mixture (classes = components).
         guidance: the guidance weight ``w`` (``1``: the conditional law; above 1 sharpens).
+        compile: call a trained model's network through ``torch.compile`` (``True`` or a mode;
+            see ``NetworkField``); ignored for an exact target.
         knobs: keyword arguments passed to the sampler (e.g. ``eta=1.0`` for DDIM).
 
     Returns:
@@ -110,7 +113,7 @@ def sample(
     if device != "cpu":
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
-    field = _field_on(target.field, proc) if trained else AnalyticField(target, proc)
+    field = _field_on(_compiled(target.field, compile), proc) if trained else AnalyticField(target, proc)
     if label is not None:
         field = _guided(target, field, proc, label, guidance, trained)
     with torch.no_grad():  # sampling never differentiates (a trained net would record a graph)
@@ -129,9 +132,20 @@ def sample(
         "device": device,
         "label": label,
         "guidance": guidance if label is not None else None,
+        "compile": compile if trained else False,
         "knobs": {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)},
     }
     return result, settings
+
+
+def _compiled(field: Field, compile: bool | str) -> Field:
+    """A trained model's field calling its network through ``torch.compile`` when asked."""
+    from .parameterizations import NetworkField
+
+    if not compile or not isinstance(field, NetworkField):
+        return field
+    return NetworkField(field.net, field.process, field.parameterization, sigma_data=field.sigma_data,
+                        labels=field.labels, compile=compile)  # fmt: skip
 
 
 def _field_on(field: Field, process) -> Field:

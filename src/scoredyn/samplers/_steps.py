@@ -43,10 +43,18 @@ class StepInfo:
 
 class Tracker:
     """Counts NFE, records the path when asked, and calls the callback: the bookkeeping every
-    sampler shares, kept out of the algorithm's body."""
+    sampler shares, kept out of the algorithm's body. Given the ``grid``, the field it hands out
+    has the process's coefficients at every grid time precomputed (``Field.at_times``)."""
 
-    def __init__(self, field: Field, x: Tensor, callback: Callable[[StepInfo], None] | None, record: bool):
-        self.field = CountingField(field)
+    def __init__(
+        self,
+        field: Field,
+        x: Tensor,
+        callback: Callable[[StepInfo], None] | None,
+        record: bool,
+        grid: Tensor | None = None,
+    ):
+        self.field = CountingField(field.at_times(grid) if grid is not None else field)
         self.callback = callback
         self._path = [x.clone()] if record else None
 

@@ -4,15 +4,39 @@ on any process and any descending grid of times."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..fields import Field
+from ..processes import Process
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
-from .ddpm import _posterior
 
 __all__ = ["ddim"]
+
+
+class _Step(NamedTuple):
+    """One step's coefficients, as Python floats: the levels at ``t`` and ``s`` and ``var``, the
+    posterior variance ``sigma_{t|s}^2 sigma_s^2 / sigma_t^2`` of ``ddpm._posterior``."""
+
+    alpha_t: float
+    sigma_t: float
+    alpha_s: float
+    sigma_s: float
+    var: float
+
+
+def _steps(process: Process, grid: Tensor) -> list[_Step]:
+    """The coefficients of every step ``grid[i] -> grid[i+1]`` in one vectorised pass (the
+    elementwise float64 operations of ``ddpm._posterior``, so the same numbers)."""
+    alpha, sigma = process.alpha(grid), process.sigma(grid)
+    a_t, s_t, a_s, s_s = alpha[:-1], sigma[:-1], alpha[1:], sigma[1:]
+    a_ts = a_t / a_s
+    var_ts = torch.clamp(s_t**2 - a_ts**2 * s_s**2, min=0.0)
+    var = var_ts * s_s**2 / s_t**2
+    columns = (a_t, s_t, a_s, s_s, var)
+    return [_Step(*row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
 def ddim(
@@ -55,11 +79,10 @@ def ddim(
     grid = check_grid(grid)
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta!r}")
-    tracker = Tracker(field, x, callback, return_path)
-    process = field.process
-    for i in range(len(grid) - 1):
+    tracker = Tracker(field, x, callback, return_path, grid)
+    steps = _steps(field.process, grid)
+    for i, q in enumerate(steps):
         t, s = grid[i], grid[i + 1]
-        q = _posterior(process, t, s)
         # predicted x_0 (eq. 12, "predicted x_0")
         x0 = tracker.field.denoise(x, t)
         if q.sigma_s == 0.0:

@@ -86,7 +86,7 @@ def dpm_solver_2m(
         ``SampleResult`` with ``nfe = S``.
     """
     grid = check_grid(grid)
-    tracker = Tracker(field, x, callback, return_path)
+    tracker = Tracker(field, x, callback, return_path, grid)
     levels = _levels(field.process, grid)
     x0_prev, h_prev = None, 0.0
     for i in range(len(grid) - 1):
@@ -200,7 +200,7 @@ def unipc(
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")
-    tracker = Tracker(field, x, callback, return_path)
+    tracker = Tracker(field, x, callback, return_path, grid)
     levels = _levels(field.process, grid)
     steps = len(grid) - 1
     hist: list[tuple[_Level, Tensor]] = []  # (level, x0hat) at earlier points, newest last

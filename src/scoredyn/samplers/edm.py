@@ -67,13 +67,13 @@ def edm_heun(
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if not S_tmax >= S_tmin:
         raise ValueError(f"S_tmax must be >= S_tmin, got {S_tmax!r} < {S_tmin!r}")
-    tracker = Tracker(field, x, callback, return_path)
+    tracker = Tracker(field, x, callback, return_path, grid)
     process = field.process
     n = len(grid) - 1
     for i in range(n):
         t_i = grid[i]
         # churn: raise hat sigma by (1 + gamma_i) inside [S_tmin, S_tmax] (Alg. 2 lines 4-6)
-        sigma_hat_i = process.sigma_hat(t_i)
+        sigma_hat_i = process.sigma_hat(t_i) if S_churn > 0.0 else math.nan  # no churn: not needed
         gamma = min(S_churn / n, math.sqrt(2.0) - 1.0) if S_tmin <= sigma_hat_i <= S_tmax else 0.0
         if gamma > 0.0:
             t_hat = torch.clamp(sigma_hat_to_t(process, (1.0 + gamma) * sigma_hat_i), min=t_i)

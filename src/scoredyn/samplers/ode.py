@@ -41,7 +41,7 @@ def _heun_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     h = t_next - t
     d = field.velocity(x, t)
     x_next = _euler(x, h, d)
-    if float(field.process.sigma(t_next)) == 0.0:
+    if float(field.coefficients_at(t_next).sigma) == 0.0:
         return x_next
     d_next = field.velocity(x_next, t_next)
     return _euler(x, h, 0.5 * d + 0.5 * d_next)
@@ -126,7 +126,7 @@ def ode(
         raise ValueError(f"method must be one of {', '.join(ODE_METHODS)}, got {method!r}")
     if method == "adaptive" and not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol!r}, atol={atol!r}")
-    tracker = Tracker(field, x, callback, return_path)
+    tracker = Tracker(field, x, callback, return_path, grid)
     n = len(grid) - 1
     if method == "adaptive":
         xs = _dopri5(tracker.field, x, grid, rtol, atol) if n > 0 else x[None]

@@ -70,8 +70,7 @@ def predictor_corrector(
         raise ValueError(f"snr must be a finite number > 0, got {snr!r}")
     if not isinstance(corrector_steps, int) or corrector_steps < 0:
         raise ValueError(f"corrector_steps must be an integer >= 0, got {corrector_steps!r}")
-    tracker = Tracker(field, x, callback, return_path)
-    process = field.process
+    tracker = Tracker(field, x, callback, return_path, grid)
     n = len(grid) - 1
     for i in range(n):
         t_next = grid[i + 1]
@@ -79,7 +78,7 @@ def predictor_corrector(
         xi = noise(x, generator) if i < n - 1 else None
         x = _em_step(tracker.field, x, grid[i], t_next, 1.0, xi)
         # corrector: Langevin at t_{i+1} with the snr step size (Alg. 4), none where sigma = 0
-        if float(process.sigma(t_next)) > 0.0:
+        if float(tracker.field.coefficients_at(t_next).sigma) > 0.0:
             for _ in range(corrector_steps):
                 z = noise(x, generator)
                 s = tracker.field.score(x, t_next)

@@ -29,13 +29,13 @@ def _em_step(
     ``f x - (1 + lam^2)/2 g^2 s = v + lam^2 (v - f x)``; with ``lam = 0`` this is the Euler step of
     the PF-ODE, bit for bit. ``xi`` is the step's standard normal draw, or ``None`` for no noise.
     """
-    p = field.process
+    c = field.coefficients_at(t)
     h = t_next - t  # negative: reverse time
     v = field.velocity(x, t)
-    x_next = _euler(x, h, v + lam**2 * (v - p.f(t).to(x.dtype) * x))
+    x_next = _euler(x, h, v + lam**2 * (v - c.f.to(x.dtype) * x))
     if xi is None:
         return x_next
-    return x_next + (lam * torch.sqrt(p.g2(t) * -h)).to(x.dtype) * xi
+    return x_next + (lam * torch.sqrt(c.g2 * -h)).to(x.dtype) * xi
 
 
 def reverse_sde(
@@ -80,7 +80,7 @@ def reverse_sde(
     atleast_2d_points(x)
     if not (math.isfinite(lam) and lam >= 0.0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    tracker = Tracker(field, x, callback, return_path)
+    tracker = Tracker(field, x, callback, return_path, grid)
     n = len(grid) - 1
     for i in range(n):
         # fresh noise for every step but the last

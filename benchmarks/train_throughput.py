@@ -1,0 +1,26 @@
+"""Thin wrapper: ``scoredyn.bench.training.run`` writes benchmarks/results/train_throughput.json.
+
+    python benchmarks/train_throughput.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from scoredyn.bench.record import write
+from scoredyn.bench.training import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU-sized run")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    records = run(quick=args.quick, device=args.device)
+    for r in records:
+        print(f"{r['name']:36s} {r['value']:.4g} {r['unit']}  ({r['baseline']}: {r['baseline_value']:.4g})")
+    print(write("train_throughput.json", records))
+
+
+if __name__ == "__main__":
+    main()
