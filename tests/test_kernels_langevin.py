@@ -267,3 +267,24 @@ def test_bad_arguments_raise_naming_them(kwargs, name):
     args = {"x": torch.zeros(4, 2), "grid": geometric_sigma_grid(process, 2), **kwargs}
     with pytest.raises(ValueError, match=name):
         fused_annealed_langevin(resolve_target("mog6"), process, args.pop("x"), args.pop("grid"), **args)
+
+
+def test_interp_sample_dispatches_to_the_kernel(interpreter, monkeypatch):
+    """``sampling.sample`` runs annealed Langevin on an exact mixture through the fused kernel where it
+    applies (CUDA; here forced onto the interpreter): the same particles as calling the kernel on the
+    same start, and the settings say so. Elsewhere (CPU) it keeps the reference path."""
+    if not interpreter:
+        return
+    import scoredyn.sampling as sampling
+
+    target, proc = resolve_target("mog6"), resolve_process("edm")
+    ref, settings = sampling.sample(target, "annealed-langevin", steps=3, n=64, seed=5, levels=4, return_path=True)
+    assert settings["kernel"] is None
+    monkeypatch.setattr(sampling, "_fused_langevin",
+                        lambda *a: functools.partial(fused_annealed_langevin, backend="triton"))  # fmt: skip
+    res, settings = sampling.sample(target, "annealed-langevin", steps=3, n=64, seed=5, levels=4, return_path=True)
+    assert settings["kernel"] == "triton" and res.nfe == ref.nfe and res.path.shape == ref.path.shape
+    torch.testing.assert_close(res.path[0], ref.path[0], rtol=0, atol=0)  # the same start
+    direct = fused_annealed_langevin(target, proc, ref.path[0], geometric_sigma_grid(proc, 4), steps_per_level=3,
+                                     seed=5, backend="triton")  # fmt: skip
+    torch.testing.assert_close(res.x, direct.x, rtol=0, atol=0)

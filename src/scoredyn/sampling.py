@@ -116,8 +116,12 @@ def sample(
     field = _field_on(_compiled(target.field, compile), proc) if trained else AnalyticField(target, proc)
     if label is not None:
         field = _guided(target, field, proc, label, guidance, trained)
+    fused = _fused_langevin(recipe, target, trained, label, x, callback)
     with torch.no_grad():  # sampling never differentiates (a trained net would record a graph)
-        result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
+        if fused:  # the same dynamics, one Triton kernel per level (noise from the kernel's Philox stream)
+            result = fused(target, proc, x, times, seed=seed, return_path=return_path, **kwargs)
+        else:
+            result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
     settings = {
         "target": target.name if not trained else f"checkpoint:{target.directory}",
         "sampler": sampler,
@@ -133,9 +137,25 @@ def sample(
         "label": label,
         "guidance": guidance if label is not None else None,
         "compile": compile if trained else False,
+        "kernel": "triton" if fused else None,
         "knobs": {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)},
     }
     return result, settings
+
+
+def _fused_langevin(recipe, target, trained: bool, label, x: torch.Tensor, callback):
+    """``fused_annealed_langevin`` where it applies: annealed Langevin on an exact mixture, no class,
+    no per-level callback, particles on CUDA with Triton installed; else ``None`` (the reference path)."""
+    from .kernels._triton import triton_available
+    from .samplers.langevin import annealed_langevin
+
+    if recipe.fn is not annealed_langevin or trained or label is not None or callback is not None:
+        return None
+    if not (x.is_cuda and triton_available()):
+        return None
+    from .kernels.mixture_langevin import fused_annealed_langevin
+
+    return fused_annealed_langevin
 
 
 def _compiled(field: Field, compile: bool | str) -> Field:
