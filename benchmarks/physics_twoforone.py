@@ -1,7 +1,7 @@
 """Two for one (issue 7; Arts et al. 2023): one denoiser per system, scored as an i.i.d. sampler and as
 a force field for Langevin MD, on the 2-D double well, Müller–Brown and DW-4.
 
-    OMP_NUM_THREADS=1 python benchmarks/physics_twoforone.py [--steps 3000] [--out runs/twoforone] [--quick]
+    OMP_NUM_THREADS=1 python benchmarks/physics_twoforone.py [--steps N] [--out runs/twoforone] [--quick]
 
 Trains (or reuses) a model per system under OUT/SYSTEM/model, writes OUT/SYSTEM/compare.json and the
 figures, records one line per system and route in benchmarks/results/physics_twoforone.json
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _record  # noqa: E402
 
-from scoredyn.physics.twoforone import compare_run  # noqa: E402
+from scoredyn.physics.twoforone import TRAIN_STEPS, compare_run  # noqa: E402
 
 SYSTEMS = ("double-well", "muller-brown", "dw4")
 AIM = 0.3
@@ -35,7 +35,7 @@ def _f(v, fmt=".3f") -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: TRAIN_STEPS per system)")
     ap.add_argument("--out", default="runs/twoforone")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
@@ -48,7 +48,8 @@ def main() -> None:
         r = compare_run(system, Path(args.out) / system, args.steps, args.seed, quick=args.quick)
         seconds = time.perf_counter() - t0
         results[system] = r
-        settings = {"train_steps": args.steps, "seed": args.seed, "quick": args.quick, "system_seconds": seconds,
+        steps = args.steps or TRAIN_STEPS[system]
+        settings = {"train_steps": steps, "seed": args.seed, "quick": args.quick, "system_seconds": seconds,
                     "out": str(Path(args.out) / system)}  # fmt: skip
         floors = {"iid": r["reference"], "md": r["reference"]["md_true_force"]}
         baselines = {"iid": f"exact/reference samples, n = {r['reference']['n']}", "md": "same MD, true force"}

@@ -56,13 +56,13 @@ def simulate(
 def train(
     system: SystemOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="run folder")],
-    steps: Annotated[int, typer.Option(help="optimizer steps")] = 3000,
+    steps: Annotated[int | None, typer.Option(help="optimizer steps (default: 3000; DW-4 8000)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the samples and the run")] = 0,
 ) -> None:
     """Draw equilibrium samples of the system (exact, or a long BAOAB run for DW-4) and train on them."""
     from ..physics.twoforone import train as run
 
-    if steps < 1:
+    if steps is not None and steps < 1:
         _fail(f"--steps must be a positive integer, got {steps}")
     model = run(_system(system), out_dir, steps=steps, seed=seed, progress=err.is_terminal)
     err.print(f"trained a score model of {system} to step {model.step}; wrote {out_dir}")
@@ -72,7 +72,9 @@ def train(
 def compare(
     system: SystemOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder (model/, compare.json, figures)")],
-    steps: Annotated[int, typer.Option(help="training steps (a model already there is reused)")] = 3000,
+    steps: Annotated[
+        int | None, typer.Option(help="training steps (default: 3000; DW-4 8000); a model already there is reused")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     quick: Annotated[bool, typer.Option(help="fewer samples and walkers, half the MD time")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the comparison as one JSON object")] = False,
@@ -81,7 +83,7 @@ def compare(
     against the reference (free-energy error in kT, JS divergence), with a table over sigma."""
     from ..physics.twoforone import compare_run
 
-    if steps < 1:
+    if steps is not None and steps < 1:
         _fail(f"--steps must be a positive integer, got {steps}")
     doc = compare_run(_system(system), out_dir, steps=steps, seed=seed, quick=quick, progress=err.is_terminal)
     if as_json:
