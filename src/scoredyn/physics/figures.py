@@ -34,8 +34,9 @@ def free_energy_figure(system: System, reference: Reference, iid: Tensor, md: Te
     for label, samples, colour, marker in routes:
         prof = free_energy_profile(system.reaction_coordinate(samples), system.fe_edges, kT)
         f = as_numpy(prof.free_energy) / kT
-        w = as_numpy(ref.prob)[as_numpy(mask).astype(bool)]
-        d = (f - f_ref)[as_numpy(mask).astype(bool)]
+        populated = as_numpy(mask).astype(bool)
+        w = as_numpy(ref.prob)[populated]
+        d = f[populated] - f_ref[populated]  # outside the populated range F can be inf on both sides
         shift = float((w * d).sum() / w.sum()) if np.isfinite(d).all() else 0.0
         ax.plot(x, f - shift, color=colour, lw=1.2, marker=marker, ms=3, label=label)
     top = float(np.nanmax(np.where(as_numpy(mask).astype(bool), f_ref, np.nan)))
