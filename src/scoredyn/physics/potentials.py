@@ -267,4 +267,3 @@ class LennardJones(PairPotential):
     def force(self, x: Tensor) -> Tensor:
         # grad of (k/2) sum_i |x_i - xbar|^2 is k (x_i - xbar): the mean-removal's Jacobian drops out
         return super().force(x) - self.k * self._centred(x).reshape(x.shape)
-
