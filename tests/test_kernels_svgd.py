@@ -154,7 +154,7 @@ def test_tiny_budget_sets_the_block_and_equals_dense(monkeypatch):
     g = _gen(7)
     x = 4.0 * torch.randn(n, d, generator=g, dtype=torch.float64) - 2.0
     s = torch.randn(n, d, generator=g, dtype=torch.float64)
-    row = (n + 8 * d) * 8  # bytes one block row may hold (K row + the c x D temporaries)
+    row = (2 * n + 8 * d) * 8  # bytes one block row may hold (K row, a scratch row, the c x D temporaries)
     budget = 5 * row + row // 2
     assert _chunk_rows(n, d, 8, budget) == 5 and _chunk_rows(n, d, 8, row - 1) == 1
     assert _chunk_rows(n, d, 8) == svgd_module.MEMORY_BUDGET // row
@@ -181,7 +181,7 @@ def test_svgd_passes_the_budget_and_checks_it(monkeypatch):
     blocks = []
     real = svgd_module._row_block
     monkeypatch.setattr(svgd_module, "_row_block", lambda xi, *a: blocks.append(xi.shape[0]) or real(xi, *a))
-    small = svgd(field, x0, grid, steps_per_level=2, backend="torch", memory_budget=(60 + 16) * 8 * 7)
+    small = svgd(field, x0, grid, steps_per_level=2, backend="torch", memory_budget=(2 * 60 + 16) * 8 * 7)
     assert set(blocks) == {7, 4} and len(blocks) == 4 * 9  # 4 steps of 8 blocks of 7 rows and one of 4
     whole = svgd(field, x0, grid, steps_per_level=2, backend="torch")
     assert float((small.x - whole.x).abs().max()) <= 1e-12 * float(whole.x.abs().max())  # summation order only

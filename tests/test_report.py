@@ -76,6 +76,18 @@ def test_demo_report_has_the_table_figures_settings_and_versions(demo_dir):
     assert "Versions" in page and "<td>report.torch</td>" in page
 
 
+def test_demo_report_takes_figures_rendered_beforehand(demo_dir, tmp_path):
+    """`scoredyn demo` renders the figures while its study runs and hands them over as HTML."""
+    given = ["<figure>clouds</figure>", "", "<figure>field</figure>"]
+    page = build_report(demo_dir, out=tmp_path / "r.html", figures=given).read_text()
+    assert "<figure>clouds</figure><figure>field</figure>" in page and not images(page)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "r.json").write_text(json.dumps([{"name": "x", "value": 1.0}]))
+    with pytest.raises(ValueError, match="demo folder only"):
+        build_report(bench, figures=given)
+
+
 def test_training_report_shows_curves_and_samples(tmp_path):
     out = tmp_path / "run"
     cfg = apply_overrides(

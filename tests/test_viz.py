@@ -176,6 +176,23 @@ def test_sample_clouds_draws_every_point_and_mass_contours(target):
         sample_clouds({})
 
 
+def test_cloud_kde_is_scipys_gaussian_kde(target):
+    """The clouds' KDE (whitened, blocked matrix products) is scipy's gaussian_kde (Scott's rule).
+    Both are exact float64 sums of the same kernels in different orders: rounding, about 1e-14 of
+    the peak (the bound 1e-11 leaves room for the expansion |u|^2 + |v|^2 - 2 u.v)."""
+    from scipy.stats import gaussian_kde
+
+    from scoredyn.viz.clouds import _kde_on
+
+    x = target.sample(700, torch.Generator().manual_seed(3)).numpy()
+    X, Y = np.meshgrid(np.linspace(-12, 12, 61), np.linspace(-11, 11, 53))
+    ours = _kde_on(x, X, Y)
+    ref = gaussian_kde(x.T)(np.stack([X.ravel(), Y.ravel()])).reshape(X.shape)
+    assert ours.shape == X.shape and ref.max() > 1e-3
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-11 * ref.max())
+    assert _kde_on(np.zeros((10, 2)) + 1.0, X, Y) is None  # collapsed onto a point: no KDE
+
+
 # --- dynamics ---------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import torch
 from ._io import atomic_write_text, versions
 from .targets.mixture import GaussianMixture
 
-__all__ = ["REPORT_FILE", "build_report", "run_kind"]
+__all__ = ["REPORT_FILE", "build_report", "run_kind", "clouds_figure", "target_figures", "is_cloud_run"]
 
 REPORT_FILE = "report.html"
 CLOUD_RUNS = ("(A)", "(B)", "(C) SVGD, broad", "(C) SVGD, h = sigma", "UniPC")  # the demo's comparison
@@ -48,11 +48,22 @@ def run_kind(run_dir: str | os.PathLike) -> str:
     raise ValueError(f"{d} holds no run outputs: expected table.json (demo), run.json (training) or benchmark JSON")
 
 
-def build_report(run_dir: str | os.PathLike, *, out: str | os.PathLike | None = None) -> Path:
-    """Write ``report.html`` for the run in ``run_dir`` (or to ``out``) and return its path."""
+def build_report(
+    run_dir: str | os.PathLike, *, out: str | os.PathLike | None = None, figures: list[str] | None = None
+) -> Path:
+    """Write ``report.html`` for the run in ``run_dir`` (or to ``out``) and return its path.
+
+    ``figures``: a demo's figures as HTML, already rendered (``clouds_figure`` then
+    ``target_figures``; ``scoredyn demo`` renders them while its study runs); by default they are
+    rendered here from ``table.json`` and ``samples.npz``."""
     d = Path(run_dir)
     kind = run_kind(d)
-    title, sections = {"demo": _demo, "training": _training, "benchmarks": _benchmarks}[kind](d)
+    if figures is not None and kind != "demo":
+        raise ValueError(f"figures are given for a demo folder only; {d} is a {kind} run")
+    if kind == "demo":
+        title, sections = _demo(d, figures)
+    else:
+        title, sections = {"training": _training, "benchmarks": _benchmarks}[kind](d)
     path = Path(out) if out is not None else d / REPORT_FILE
     atomic_write_text(path, _page(title, sections))
     return path
@@ -61,45 +72,60 @@ def build_report(run_dir: str | os.PathLike, *, out: str | os.PathLike | None = 
 # --- the three kinds of run ----------------------------------------------------------------------
 
 
-def _demo(d: Path) -> tuple[str, list[str]]:
+def _demo(d: Path, figures: list[str] | None = None) -> tuple[str, list[str]]:
+    doc = json.loads((d / "table.json").read_text())
+    target = GaussianMixture.from_dict(doc["target"])
+    sections = [_section("Results", "".join(_study_table(name, rows) for name, rows in doc["tables"].items()))]
+    if figures is None:
+        clouds = {}
+        if (d / "samples.npz").is_file():
+            with np.load(d / "samples.npz", allow_pickle=False) as f:
+                clouds = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("main/")}
+        figures = [clouds_figure(target, clouds)] + target_figures(target)
+    sections.append(_section("Figures", "".join(f for f in figures if f)))
+    settings = {k: doc[k] for k in ("n", "seed", "wall_s") if k in doc} | {"target": doc["target"]}
+    sections.append(_section("Settings", _settings_table(settings)))
+    sections.append(_section("Versions", _settings_table({"run": doc.get("versions", {}), "report": versions()})))
+    return f"scoredyn demo — {target.name}", sections
+
+
+def is_cloud_run(label: str) -> bool:
+    """Whether the demo's sample-clouds figure shows the row with this label (``CLOUD_RUNS``)."""
+    return any(label.startswith(p) for p in CLOUD_RUNS)
+
+
+def clouds_figure(target: GaussianMixture, samples: dict) -> str:
+    """The demo's sample-clouds figure (HTML) from its rows' samples by label (those of
+    ``CLOUD_RUNS``; the others are ignored); ``""`` when none of them is there."""
+    from . import viz
+
+    clouds = {_short(label): x for label, x in samples.items() if is_cloud_run(label)}
+    if not clouds:
+        return ""
+    fig = viz.sample_clouds(clouds, target, ncols=3, title=f"{target.name}: samples of the compared dynamics")
+    return _figure(
+        fig, "Each sampler's particles with their KDE contours, over the exact density's 50% and 90% mass contours."
+    )
+
+
+def target_figures(target: GaussianMixture) -> list[str]:
+    """The demo's figures that depend on the target only (HTML): score field, SDE/ODE paths, noise
+    compass, schedules. ``scoredyn demo`` renders them while the study runs."""
     from . import viz
     from .fields import AnalyticField
     from .processes import VP
 
-    doc = json.loads((d / "table.json").read_text())
-    target = GaussianMixture.from_dict(doc["target"])
-    sections = [_section("Results", "".join(_study_table(name, rows) for name, rows in doc["tables"].items()))]
-    figures = []
-    if (d / "samples.npz").is_file():
-        with np.load(d / "samples.npz", allow_pickle=False) as f:
-            clouds = {
-                k.split("/", 1)[1]: f[k]
-                for k in f.files
-                if k.startswith("main/") and any(k.split("/", 1)[1].startswith(p) for p in CLOUD_RUNS)
-            }
-        if clouds:
-            clouds = {_short(label): x for label, x in clouds.items()}
-            fig = viz.sample_clouds(clouds, target, ncols=3, title=f"{target.name}: samples of the compared dynamics")
-            figures.append(
-                _figure(
-                    fig,
-                    "Each sampler's particles with their KDE contours, over the exact density's "
-                    "50% and 90% mass contours.",
-                )
-            )
     field = AnalyticField(target, VP())
-    figures.append(
+    figures = [
         _figure(
             viz.score_field(field, target=target),
             "The exact score of the noised target at several noise levels: it sharpens as the noise falls.",
-        )
-    )
-    figures.append(
+        ),
         _figure(
             viz.trajectories(target, 24),
             "Reverse SDE and probability-flow ODE paths from the same starts, coloured by time: ODE paths never cross.",
-        )
-    )
+        ),
+    ]
     x_t = target.noised(field.process, 0.5).sample(6, torch.Generator().manual_seed(0))
     figures.append(
         _figure(
@@ -108,11 +134,7 @@ def _demo(d: Path) -> tuple[str, list[str]]:
         )
     )
     figures.append(_figure(viz.schedules(), "alpha^2, sigma and the log-SNR of every process."))
-    sections.append(_section("Figures", "".join(figures)))
-    settings = {k: doc[k] for k in ("n", "seed", "wall_s") if k in doc} | {"target": doc["target"]}
-    sections.append(_section("Settings", _settings_table(settings)))
-    sections.append(_section("Versions", _settings_table({"run": doc.get("versions", {}), "report": versions()})))
-    return f"scoredyn demo — {target.name}", sections
+    return figures
 
 
 def _training(d: Path) -> tuple[str, list[str]]:

@@ -126,26 +126,31 @@ def demo(
     n: Annotated[int, typer.Option(help="particles per run")] = 2000,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
+    workers: Annotated[
+        int, typer.Option(help="worker processes for the study's rows (0: one per core, at most 4; 1: none)")
+    ] = 0,
 ) -> None:
     """The particle-dynamics study on mog6: score drift, annealed Langevin, SVGD, and every diffusion
     sampler on the exact field; prints the table, writes table.json, table.md, samples.npz and report.html."""
-    from ..study import MAIN_RUNS, langevin_steps_sweep, run_study, svgd_sweep
+    from ..report import build_report
+    from ..study import MAIN_RUNS, default_workers, langevin_steps_sweep, svgd_sweep
     from ..targets import mog6
 
     if n < 10:
         _fail(f"--n must be at least 10, got {n}")
+    if workers < 0:
+        _fail(f"--workers must be >= 0, got {workers}")
     target = mog6()
     sections = [("main", list(MAIN_RUNS))]
     if sweeps:
         sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
     t0 = time.perf_counter()
-    tables, all_samples = {}, {}
-    with _progress() as bar:
-        for name, runs in sections:
-            task = bar.add_task(name, total=len(runs))
-            rows, samples = run_study(target, runs, n, seed, on_row=lambda _r, t=task: bar.advance(t))
-            tables[name] = rows
-            all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+    workers = workers or default_workers()
+    if workers == 1:
+        tables, all_samples = _demo_study(target, sections, n, seed)
+        figures = None  # build_report renders them from the files
+    else:
+        tables, all_samples, figures = _demo_study_parallel(target, sections, n, seed, workers)
     wall = time.perf_counter() - t0
     for name, rows in tables.items():
         out.print(_rich_table(name, rows))
@@ -153,13 +158,72 @@ def demo(
     atomic_write_json(out_dir / "table.json", doc)
     atomic_write_text(out_dir / "table.md", _markdown(doc))
     atomic_savez(out_dir / "samples.npz", **{k: v.cpu().numpy() for k, v in all_samples.items()})
-    from ..report import build_report
-
-    build_report(out_dir)
+    build_report(out_dir, figures=figures)
     err.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s; wrote {out_dir}/table.json, table.md, samples.npz, "
         "report.html"
     )
+
+
+def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_samples=None):
+    """Every section's rows (in this process, or in ``pool``): the tables and the samples by
+    ``section/label``."""
+    from ..study import run_study
+
+    tables, all_samples = {}, {}
+    with _progress() as bar:
+        for name, runs in sections:
+            task = bar.add_task(name, total=len(runs))
+            rows, samples = run_study(
+                target,
+                runs,
+                n,
+                seed,
+                on_row=lambda _r, t=task: bar.advance(t),
+                pool=pool,
+                order=order,
+                on_samples=on_samples if name == "main" else None,
+            )
+            tables[name] = rows
+            all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+    return tables, all_samples
+
+
+def _demo_study_parallel(target, sections, n: int, seed: int, workers: int):
+    """The study's rows in ``workers`` processes while a thread of this one renders the report's
+    figures: those of the target at once, the sample clouds as soon as their rows are in (the
+    rows the clouds show start first, the costliest first among them and among the rest)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..report import clouds_figure, is_cloud_run, target_figures
+    from ..study import run_cost, study_pool
+
+    cloud_labels = {r.label for r in sections[0][1] if is_cloud_run(r.label)}
+    clouds: dict = {}
+    threads = torch.get_num_threads()
+    with study_pool(workers) as pool:  # forked before any thread of ours starts
+        torch.set_num_threads(1)  # the cores are the workers'; the figures take what is left
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="figures") as painter:
+                static = painter.submit(target_figures, target)
+                cloud_fig = None
+
+                def on_samples(label: str, x: torch.Tensor) -> None:
+                    nonlocal cloud_fig
+                    if label in cloud_labels:
+                        clouds[label] = x
+                        if len(clouds) == len(cloud_labels):
+                            ordered = {lb: clouds[lb] for lb in (r.label for r in sections[0][1]) if lb in clouds}
+                            cloud_fig = painter.submit(clouds_figure, target, ordered)
+
+                def order(run):
+                    return (run.label not in cloud_labels, -run_cost(run, n))
+
+                tables, all_samples = _demo_study(target, sections, n, seed, pool, order, on_samples)
+                figures = [cloud_fig.result() if cloud_fig is not None else ""] + static.result()
+        finally:
+            torch.set_num_threads(threads)
+    return tables, all_samples, figures
 
 
 _COLS = (("mode_tv", "mode TV"), ("energy", "energy dist."), ("sliced_w1", "sliced W1"))
