@@ -1,4 +1,5 @@
-"""Thin wrapper: ``scoredyn.bench.samplers.run`` writes benchmarks/results/sampler_overhead.json.
+"""Thin wrapper: ``scoredyn.bench.samplers.run`` writes benchmarks/results/sampler_overhead.json
+(quick_sampler_overhead.json with --quick).
 
     python benchmarks/sampler_overhead.py [--quick] [--device cuda]
 """
@@ -7,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from scoredyn.bench.record import write
-from scoredyn.bench.samplers import run
+from scoredyn.bench.suite import run_suite
 
 
 def main() -> None:
@@ -16,10 +16,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CPU-sized run")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    records = run(quick=args.quick, device=args.device)
+    records = run_suite(quick=args.quick, device=args.device, parts=["samplers"])  # --quick: quick_*.json
     for r in records:
         print(f"{r['name']:36s} {r['value']:.4g} {r['unit']}  ({r['baseline']}: {r['baseline_value']:.4g})")
-    print(write("sampler_overhead.json", records))
 
 
 if __name__ == "__main__":

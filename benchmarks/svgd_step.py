@@ -11,8 +11,7 @@ import argparse
 
 import torch
 
-from scoredyn.bench.record import write
-from scoredyn.bench.svgd import run
+from scoredyn.bench.suite import run_suite
 
 
 def main() -> None:
@@ -22,8 +21,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    records = run(quick=args.quick or args.device == "cpu", device=args.device)
-    print("wrote", write("svgd_step.json", records))
+    # the CPU runs the quick sizes; they go to quick_svgd_step.json
+    run_suite(quick=args.quick or args.device == "cpu", device=args.device, parts=["svgd"])
 
 
 if __name__ == "__main__":
