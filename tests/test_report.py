@@ -114,13 +114,13 @@ def test_training_report_shows_curves_and_samples(tmp_path):
 
 
 def test_benchmarks_report_tables_every_record_and_embeds_plots(tmp_path):
-    for name in ("accuracy_vs_nfe.json", "svgd_step.json", "digits_samples.png"):
+    for name in ("accuracy_vs_nfe.json", "quick_svgd_step.json", "digits_samples.png"):
         shutil.copy(RESULTS / name, tmp_path / name)
     (tmp_path / "notes.json").write_text('{"not": "a record"}')  # other JSON is left out
     assert run_kind(tmp_path) == "benchmarks"
     page = build_report(tmp_path, out=tmp_path / "page.html").read_text()
     assert_self_contained(page)
-    records = json.loads((tmp_path / "svgd_step.json").read_text())
+    records = json.loads((tmp_path / "quick_svgd_step.json").read_text())
     for r in records:
         assert f"<td>{html.escape(r['name'])}</td>" in page
     assert "notes.json" not in page

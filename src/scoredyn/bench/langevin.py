@@ -18,11 +18,10 @@ from ..processes import EDM
 from ..registry import resolve_target
 from ..samplers.grids import sigma_hat_to_t
 from ..targets.mixture import GaussianMixture, random_mixture
-from .record import best_time, record, write
+from .record import best_time, record
 
-__all__ = ["run", "FILENAME"]
+__all__ = ["run"]
 
-FILENAME = "langevin_throughput.json"
 UNIT = "particle-steps/s"
 BASELINE = "eager annealed_langevin(AnalyticField) (float64 field)"
 
@@ -56,8 +55,8 @@ def _backends(quick: bool, cuda: bool, dim: int, k: int) -> list[str]:
 
 
 def run(*, quick: bool, device: str, results=None) -> list[dict]:
-    """Time the fused backends and the eager reference; return records (and write them to
-    ``results/langevin_throughput.json`` when ``results`` is a folder)."""
+    """Time the fused backends and the eager reference; return records (the suite writes them;
+    ``results`` unused)."""
     device = str(device)
     cuda = torch.device(device).type == "cuda"
     process = EDM()
@@ -88,6 +87,4 @@ def run(*, quick: bool, device: str, results=None) -> list[dict]:
             extra = {**settings, "backend": backend, "seconds": seconds}
             rec = record(f"langevin/{backend}", value, UNIT, BASELINE, base, extra, ratio=ratio, device=device)
             records.append(rec)
-    if results is not None:
-        write(FILENAME, records, results)
     return records
