@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 from ._tensor import as_time, atleast_2d_points
 from .fields import Field
@@ -90,6 +89,8 @@ def _solve(func, y0, t_a: float, t_b: float, dtype: torch.dtype, rtol: float, at
     evaluated beyond it (past ``t_min`` a VP ``sigma`` is NaN). Returns the state at ``t_b``."""
     ref = y0[0] if isinstance(y0, tuple) else y0
     ts = torch.tensor([t_a, t_b], dtype=dtype, device=ref.device)
+    from torchdiffeq import odeint  # here, not at import: it pulls in scipy.integrate (~1 s)
+
     out = odeint(func, y0, ts, rtol=rtol, atol=atol, method=method, options={"step_t": ts[1:]})
     return tuple(o[-1] for o in out) if isinstance(out, tuple) else out[-1]
 

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 from .._tensor import as_time, atleast_2d_points
 from ..fields import Field
@@ -69,6 +68,8 @@ def _dopri5(field: Field, x: Tensor, grid: Tensor, rtol: float, atol: float) -> 
 
     def rhs(t: Tensor, y: Tensor) -> Tensor:
         return field.velocity(y, as_time(t))
+
+    from torchdiffeq import odeint  # here, not at import: it pulls in scipy.integrate (~1 s)
 
     return odeint(
         rhs,
