@@ -72,14 +72,11 @@ def level_terms(target: GaussianMixture, process: Process, t: float | Tensor) ->
     """Means ``m_k`` (K, D), precisions ``P_k`` (K, D, D) and log-weights ``c_k`` (K,) of ``p_t``,
     in float64: ``m_k = alpha mu_k``, ``P_k = (alpha^2 Sigma_k + sigma^2 I)^{-1}`` (from its Cholesky
     factor), ``c_k = log pi_k - sum log diag L_k``."""
-    t = torch.as_tensor(t, dtype=torch.float64)
-    a, s = float(process.alpha(t)), float(process.sigma(t))
-    eye = torch.eye(target.dim, dtype=torch.float64)
-    chol = torch.linalg.cholesky(a**2 * target.covs + s**2 * eye)
-    prec = torch.cholesky_inverse(chol)
+    p_t = target.noised(process, t)  # the exact marginal: means alpha mu_k, covs alpha^2 Sigma_k + sigma^2 I
+    prec = torch.cholesky_inverse(p_t.chol)
     prec = 0.5 * (prec + prec.transpose(1, 2))
-    const = torch.log(target.weights) - torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
-    return a * target.means, prec, const
+    const = torch.log(p_t.weights) - torch.log(torch.diagonal(p_t.chol, dim1=1, dim2=2)).sum(1)
+    return p_t.means, prec, const
 
 
 # --- the torch formulation (the compile and torch backends) ------------------------------------------
