@@ -10,8 +10,9 @@ The SVGD direction of Liu & Wang (2016, eq. 8) with the RBF kernel
 
 with ``K_ij = k(x_j, x_i)``. ``svgd_direction`` evaluates the second form without the ``(N, N, D)``
 tensor of pairwise differences: on CUDA in one fused Triton pass (``scoredyn.kernels.svgd``, O(N D)
-memory), elsewhere one block of rows at a time in torch, the block sized to a memory budget
-(O(chunk N) memory). ``_svgd_direction_dense`` is the first form written out, kept as a reference.
+memory), elsewhere in cache-sized blocks of rows in torch that use the symmetry of ``k`` to evaluate
+half the pairs (O(chunk N) memory, the block also bounded by a memory budget).
+``_svgd_direction_dense`` is the first form written out, kept as a reference.
 """
 
 from __future__ import annotations
