@@ -33,3 +33,18 @@ def triton_runs_on(device: str | torch.device) -> bool:
     if not triton_available():
         return False
     return torch.device(device).type == "cuda" or interpreting()
+
+
+_JITTED: dict[tuple[object, bool], object] = {}
+
+
+def jit(fn):
+    """``triton.jit(fn)`` for the mode in force (compiled, or interpreted under ``TRITON_INTERPRET``):
+    Triton fixes the mode when a function is decorated, so each kernel is decorated once per mode,
+    on first use, rather than at import."""
+    import triton
+
+    key = (fn, interpreting())
+    if key not in _JITTED:
+        _JITTED[key] = triton.jit(fn)
+    return _JITTED[key]

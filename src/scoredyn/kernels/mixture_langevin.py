@@ -50,7 +50,7 @@ from ..samplers.langevin import (
     score_drift,
 )
 from ..targets.mixture import GaussianMixture
-from ._triton import interpreting, triton_available, triton_runs_on
+from ._triton import jit, triton_available, triton_runs_on
 
 __all__ = ["BACKENDS", "fused_annealed_langevin", "level_terms", "mixture_score", "pick_backend"]
 
@@ -189,18 +189,9 @@ def _langevin_kernel(
     tl.store(x_ptr + at, x, mask=inside)
 
 
-_JITTED: dict[bool, object] = {}
-
-
 def _kernel():
-    """The kernel, jitted for the mode in force: Triton decides between compiling and interpreting
-    when a function is decorated, so decorate once per mode rather than at import."""
-    import triton
-
-    mode = interpreting()
-    if mode not in _JITTED:
-        _JITTED[mode] = triton.jit(_langevin_kernel)
-    return _JITTED[mode]
+    """The kernel, jitted for the mode in force (``_triton.jit``)."""
+    return jit(_langevin_kernel)
 
 
 def _pad(terms: tuple[Tensor, Tensor, Tensor], dp: int, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .._tensor import atleast_2d_points
-from ._triton import interpreting
+from ._triton import jit
 
 __all__ = ["PRECISIONS", "svgd_direction_triton"]
 
@@ -91,18 +91,9 @@ def _svgd_kernel(
     tl.store(out_ptr + rows[:, None] * D + w[None, :], phi, mask=row_tile)
 
 
-_JITTED: dict[bool, object] = {}
-
-
 def _kernel():
-    """The kernel, jitted for the mode in force: Triton decides between compiling and interpreting
-    when a function is decorated, so decorate once per mode rather than at import."""
-    import triton
-
-    mode = interpreting()
-    if mode not in _JITTED:
-        _JITTED[mode] = triton.jit(_svgd_kernel)
-    return _JITTED[mode]
+    """The kernel, jitted for the mode in force (``_triton.jit``)."""
+    return jit(_svgd_kernel)
 
 
 def block_config(d: int) -> tuple[int, int, int, int]:
