@@ -1,4 +1,4 @@
 """The scripts' import of the package's record helpers (``scoredyn.bench.record``)."""
 
-from scoredyn.bench.record import CHECKOUT_RESULTS as RESULTS  # noqa: F401
-from scoredyn.bench.record import best_time, device_name, record, synchronize, versions, write  # noqa: F401
+from scoredyn.app.bench.record import CHECKOUT_RESULTS as RESULTS  # noqa: F401
+from scoredyn.app.bench.record import best_time, device_name, record, synchronize, versions, write  # noqa: F401

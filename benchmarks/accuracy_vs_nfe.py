@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import record, write  # noqa: E402
 
 from scoredyn import AnalyticField, DDPMSchedule, evaluate, sample  # noqa: E402
-from scoredyn.registry import resolve_target  # noqa: E402
-from scoredyn.samplers.grids import sigma_hat_to_t  # noqa: E402
-from scoredyn.starts import start_distribution  # noqa: E402
+from scoredyn.core.registry import resolve_target  # noqa: E402
+from scoredyn.samplers import (
+    sigma_hat_to_t,  # noqa: E402
+    start_distribution,  # noqa: E402
+)
 
 TARGETS = ("mog6", "mog10", "offcentre", "rings")
 NFES = (5, 10, 20, 50)

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from _record import record, write  # noqa: E402
 
-from scoredyn.physics.alanine import (  # noqa: E402
+from scoredyn.physics.alanine import (
     AlanineSettings,
     basin_populations,
     block_populations,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoredyn.bench.suite import run_suite  # noqa: E402
+from scoredyn.app.bench.suite import run_suite  # noqa: E402
 
 
 def main() -> None:

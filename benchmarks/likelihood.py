@@ -29,13 +29,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import record, write  # noqa: E402
 
-from scoredyn.estimate import estimate_likelihood  # noqa: E402
-from scoredyn.fields import AnalyticField  # noqa: E402
+from scoredyn.app.estimate import estimate_likelihood  # noqa: E402
+from scoredyn.core.fields import AnalyticField  # noqa: E402
+from scoredyn.core.processes import VP  # noqa: E402
+from scoredyn.core.targets import (
+    mog6,  # noqa: E402
+    random_mixture,  # noqa: E402
+)
 from scoredyn.likelihood import log_likelihood  # noqa: E402
-from scoredyn.processes import VP  # noqa: E402
-from scoredyn.starts import start_distribution  # noqa: E402
-from scoredyn.targets import mog6  # noqa: E402
-from scoredyn.targets.mixture import random_mixture  # noqa: E402
+from scoredyn.samplers import start_distribution  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,8 +136,7 @@ def cost_vs_dim(n: int, dims) -> list[dict]:
 
 
 def trained_mog6(n: int, steps: int) -> dict:
-    from scoredyn.config import apply_overrides, load_toml
-    from scoredyn.train import Trainer, load_trained
+    from scoredyn.learning import Trainer, apply_overrides, load_toml, load_trained
 
     with tempfile.TemporaryDirectory() as out:
         cfg = apply_overrides(
@@ -164,8 +165,7 @@ def trained_mog6(n: int, steps: int) -> dict:
 
 
 def digits_bpd(probes: int, n: int) -> dict:
-    from scoredyn.data import load_dataset
-    from scoredyn.train import load_trained
+    from scoredyn.learning import load_dataset, load_trained
 
     model = load_trained("digits")
     x = load_dataset("digits").reference(n).double()

@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import record, write  # noqa: E402
 
-from scoredyn.study import StudyRun, langevin_steps_sweep, run_study, svgd_sweep  # noqa: E402
-from scoredyn.targets import mog6, mog10  # noqa: E402
+from scoredyn.app.study import StudyRun, langevin_steps_sweep, run_study, svgd_sweep  # noqa: E402
+from scoredyn.core.targets import mog6, mog10  # noqa: E402
 
 
 def table(title: str, rows: list[dict]) -> str:

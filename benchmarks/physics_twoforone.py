@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _record  # noqa: E402
 
-from scoredyn.physics.twoforone import TRAIN_STEPS, compare_run  # noqa: E402
+from scoredyn.app.experiments.twoforone import TRAIN_STEPS, compare_run  # noqa: E402
 
 SYSTEMS = ("double-well", "muller-brown", "dw4")
 AIM = 0.3

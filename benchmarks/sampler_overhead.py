@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from scoredyn.bench.suite import run_suite
+from scoredyn.app.bench.suite import run_suite
 
 
 def main() -> None:

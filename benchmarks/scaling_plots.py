@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import RESULTS  # noqa: E402
 
-from scoredyn.viz import save_figure  # noqa: E402
-from scoredyn.viz.scaling import scaling_figure  # noqa: E402
+from scoredyn.app.viz import save_figure  # noqa: E402
+from scoredyn.app.viz.scaling import scaling_figure  # noqa: E402
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from scoredyn.bench.suite import run_suite
+from scoredyn.app.bench.suite import run_suite
 
 
 def main() -> None:

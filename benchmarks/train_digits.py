@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from _record import record, write
 
-from scoredyn.config import apply_overrides, load_toml
-from scoredyn.quality import digits_report
-from scoredyn.sampling import sample
-from scoredyn.train import Trainer, export_model, load_trained
+from scoredyn.app.quality import digits_report
+from scoredyn.app.sampling import sample
+from scoredyn.learning import Trainer, apply_overrides, export_model, load_toml, load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "scoredyn" / "pretrained" / "digits"

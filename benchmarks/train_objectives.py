@@ -44,14 +44,19 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import RESULTS, record, write  # noqa: E402
 
-from scoredyn.config import TrainConfig, apply_overrides  # noqa: E402
-from scoredyn.losses import OBJECTIVE_NAMES  # noqa: E402
+from scoredyn.app.quality import judge_samples, score_error_profile  # noqa: E402
+from scoredyn.app.sampling import sample  # noqa: E402
+from scoredyn.core.registry import resolve_target  # noqa: E402
+from scoredyn.core.targets import POINT_CLOUDS, mog6  # noqa: E402
+from scoredyn.learning import (  # noqa: E402  # noqa: E402
+    OBJECTIVE_NAMES,  # noqa: E402
+    TrainConfig,
+    TrainedModel,
+    Trainer,
+    TrainingDiverged,
+    apply_overrides,
+)
 from scoredyn.metrics import evaluate  # noqa: E402
-from scoredyn.quality import judge_samples, score_error_profile  # noqa: E402
-from scoredyn.registry import resolve_target  # noqa: E402
-from scoredyn.sampling import sample  # noqa: E402
-from scoredyn.targets import POINT_CLOUDS, mog6  # noqa: E402
-from scoredyn.train import TrainedModel, Trainer, TrainingDiverged  # noqa: E402
 
 NATURAL_PROCESS = {
     "eps": "vp", "dsm": "vp", "x0": "vp", "v": "vp", "ssm": "vp", "ism": "vp", "ism-hutchinson": "vp",
@@ -288,8 +293,8 @@ def gradient_noise(trainer: Trainer, names: tuple[str, ...], batch: int, seed: i
     objectives' ``sigma^2 / 2`` doubled): ``noise = E||g_i - g||^2`` (what one sample adds to a
     step's variance) and ``signal``, an unbiased estimate of ``||E g||^2`` (the same for every
     objective in expectation: they differ by a constant in ``theta``; nearly 0 where the network is good)."""
-    from scoredyn.losses import make_objective
-    from scoredyn.samplers.grids import sigma_hat_to_t
+    from scoredyn.learning import make_objective
+    from scoredyn.samplers import sigma_hat_to_t
 
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     field = trainer.field(ema=False)

@@ -7,8 +7,7 @@ import torch
 
 pytest.importorskip("openmm")
 
-from scoredyn.physics.alanine import aligned_cartesian, load_subset  # noqa: E402
-from scoredyn.physics.alanine_twoforone import (  # noqa: E402
+from scoredyn.app.experiments.alanine_twoforone import (
     AlignedFrame,
     aligned_force,
     bond_pairs,
@@ -16,6 +15,7 @@ from scoredyn.physics.alanine_twoforone import (  # noqa: E402
     kabsch,
     train_alanine,
 )
+from scoredyn.physics.alanine import aligned_cartesian, load_subset  # noqa: E402
 
 
 def _rotation(g: torch.Generator) -> torch.Tensor:

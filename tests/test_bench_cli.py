@@ -10,9 +10,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from scoredyn.bench import suite
-from scoredyn.bench.record import record
-from scoredyn.cli import app
+from scoredyn.app.bench import suite
+from scoredyn.app.bench.record import record
+from scoredyn.app.cli import app
 
 KEYS = {"name", "device", "value", "unit", "baseline", "baseline_value", "ratio", "settings", "versions", "date"}
 CALLS: list[dict] = []
@@ -58,7 +58,7 @@ def test_bench_bad_input_is_one_line(tmp_path):
     import sys
 
     for args in (["bench"], ["bench", "--quick", "--part", "nope"], ["bench", "--quick", "--device", "tpu"]):
-        p = subprocess.run([sys.executable, "-m", "scoredyn.cli", *args, "--results", str(tmp_path)],
+        p = subprocess.run([sys.executable, "-m", "scoredyn", *args, "--results", str(tmp_path)],
                            capture_output=True, text=True)  # fmt: skip
         assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("scoredyn: error:"), p.stderr
     assert not any(tmp_path.iterdir())

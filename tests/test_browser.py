@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from _browser import browser, missing, open_in, screenshot
-from scoredyn.explorer.encode import QUANT
-from scoredyn.explorer.frames import compute
-from scoredyn.explorer.page import page_html
-from scoredyn.explorer.serve import make_server
-from scoredyn.targets import mog6
+from scoredyn.app.explorer.encode import QUANT
+from scoredyn.app.explorer.frames import compute
+from scoredyn.app.explorer.page import page_html
+from scoredyn.app.explorer.serve import make_server
+from scoredyn.core.targets import mog6
 
 pytestmark = pytest.mark.skipif(
     missing() is not None, reason=f"browser tests need Chromium and Playwright: {missing()}"
@@ -154,8 +154,8 @@ def test_report_page_opens_without_errors_and_shows_every_figure(browser_page, t
     image (natural size > 0), every table has rows; a screenshot goes to test-artifacts/."""
     import json
 
-    from scoredyn.report import build_report
-    from scoredyn.study import StudyRun, run_study
+    from scoredyn.app.report import build_report
+    from scoredyn.app.study import StudyRun, run_study
 
     target = mog6()
     runs = [StudyRun("(B) annealed Langevin", "annealed-langevin", 10), StudyRun("UniPC (bh2)", "unipc", 10)]

@@ -4,8 +4,8 @@ import warnings
 import pytest
 import torch
 
-import scoredyn.checkpoint as ckpt
-from scoredyn.checkpoint import (
+import scoredyn.learning.checkpoints as ckpt
+from scoredyn.learning import (
     latest_checkpoint,
     load_checkpoint,
     optimizer_state_from_tensors,

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.registry import SAMPLERS
-from scoredyn.sampling import sample
-from scoredyn.targets import mog6
+from scoredyn.app.registry import SAMPLERS
+from scoredyn.app.sampling import sample
+from scoredyn.core.targets import mog6
 
 
 def run_cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "scoredyn.cli", *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", *map(str, args)], capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
     return proc
@@ -53,7 +53,7 @@ def test_every_sampler_from_the_cli_matches_python(tmp_path, name):
 
 
 def test_json_target_any_dimension_and_evaluate(tmp_path):
-    from scoredyn.targets import random_mixture
+    from scoredyn.core.targets import random_mixture
 
     mix = random_mixture(5, 3, seed=3)
     path = tmp_path / "m5.json"

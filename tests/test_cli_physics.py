@@ -13,7 +13,7 @@ import pytest
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "scoredyn.cli", "physics", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "scoredyn", "physics", *map(str, args)],
                           capture_output=True, text=True)  # fmt: skip
 
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.cli import main
-from scoredyn.config import load_toml
-from scoredyn.train import load_trained
+from scoredyn.app.cli import main
+from scoredyn.learning import load_toml, load_trained
 
 TINY = ["--set", "data.n=1000", "--set", "model.hidden=32", "--set", "model.depth=2", "--set", "model.emb_dim=16",
         "--set", "optim.batch_size=64", "--set", "run.log_every=10"]  # fmt: skip
@@ -113,9 +112,9 @@ def _main(monkeypatch, capsys, *args):
 def test_sample_a_class_by_guidance(tmp_path, monkeypatch, capsys):
     """--class with an exact target: classifier guidance with the exact noisy classifier; with a
     class-conditional checkpoint: classifier-free guidance. Both land in the asked class."""
+    from scoredyn.app.quality import classify_digits
+    from scoredyn.core.targets import mog6
     from scoredyn.metrics import mode_weights
-    from scoredyn.quality import classify_digits
-    from scoredyn.targets import mog6
 
     out = tmp_path / "m.npz"
     code, err = _main(monkeypatch, capsys, "sample", "--target", "mog6", "--sampler", "unipc", "--steps", 20,

@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from scoredyn.config import (
+from scoredyn.learning import (
     DataConfig,
     ModelConfig,
     ObjectiveConfig,

@@ -10,16 +10,19 @@ import zlib
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField, CountingField
+from scoredyn.core.fields import AnalyticField, CountingField
+from scoredyn.core.processes import EDM, OU, VE, VP, Linear
+from scoredyn.core.targets import mog6, mog10
 from scoredyn.metrics import energy_distance, mode_tv
-from scoredyn.processes import EDM, OU, VE, VP, Linear
-from scoredyn.samplers.edm import edm_heun
-from scoredyn.samplers.grids import karras_grid, uniform_grid
-from scoredyn.samplers.ode import ode
-from scoredyn.samplers.pc import predictor_corrector
-from scoredyn.samplers.sde import reverse_sde
-from scoredyn.starts import start_distribution
-from scoredyn.targets import mog6, mog10
+from scoredyn.samplers import (
+    edm_heun,
+    karras_grid,
+    ode,
+    predictor_corrector,
+    reverse_sde,
+    start_distribution,
+    uniform_grid,
+)
 
 TARGETS = {"mog6": mog6, "mog10": mog10}
 PROCESSES = {

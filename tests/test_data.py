@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from scoredyn.data import DATASETS, Dataset, load_dataset
-from scoredyn.targets import mog6
+from scoredyn.core.targets import mog6
+from scoredyn.learning import DATASETS, Dataset, load_dataset
 
 
 @pytest.fixture(scope="module")

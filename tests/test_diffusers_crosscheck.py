@@ -23,14 +23,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField
-from scoredyn.processes import DDPMSchedule
+from scoredyn.core.fields import AnalyticField
+from scoredyn.core.processes import DDPMSchedule
+from scoredyn.core.targets import mog6, mog10
+from scoredyn.samplers import ddim, ddpm, dpm_solver_2m, start_distribution, unipc
 from scoredyn.samplers._steps import noise
-from scoredyn.samplers.ddim import ddim
-from scoredyn.samplers.ddpm import ddpm
-from scoredyn.samplers.dpm import dpm_solver_2m, unipc
-from scoredyn.starts import start_distribution
-from scoredyn.targets import mog6, mog10
 
 diffusers = pytest.importorskip("diffusers")
 

@@ -16,16 +16,23 @@ from functools import partial
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField
+from scoredyn.core.fields import AnalyticField
+from scoredyn.core.processes import EDM, VP, DDPMSchedule, Linear
+from scoredyn.core.targets import GaussianMixture, mog6, mog10
 from scoredyn.metrics import energy_distance, expected_null_floor, mc_floor, mode_tv
-from scoredyn.processes import EDM, VP, DDPMSchedule, Linear
-from scoredyn.samplers._steps import SampleResult
-from scoredyn.samplers.ddim import ddim
-from scoredyn.samplers.ddpm import _posterior, ddpm
-from scoredyn.samplers.dpm import dpm_solver_2m, unipc
-from scoredyn.samplers.grids import ddpm_grid, karras_grid, log_snr_grid, uniform_grid
-from scoredyn.starts import start_distribution
-from scoredyn.targets import GaussianMixture, mog6, mog10
+from scoredyn.samplers import (
+    SampleResult,
+    ddim,
+    ddpm,
+    ddpm_grid,
+    dpm_solver_2m,
+    karras_grid,
+    log_snr_grid,
+    start_distribution,
+    uniform_grid,
+    unipc,
+)
+from scoredyn.samplers.ddpm import _posterior
 
 N_STAT = 5000  # particles for the statistical checks
 DETERMINISTIC = {"ddim": ddim, "dpm_solver_2m": dpm_solver_2m, "unipc": unipc}

@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.explorer import build_explorer
-from scoredyn.explorer.encode import QUANT, unpack
-from scoredyn.explorer.frames import compute, display_scale
-from scoredyn.explorer.page import page_html, read_payload
-from scoredyn.explorer.serve import make_server
-from scoredyn.processes import EDM
-from scoredyn.samplers.grids import sigma_hat_to_t
-from scoredyn.sampling import sample
-from scoredyn.targets import mog6, mog10
+from scoredyn.app.explorer import build_explorer
+from scoredyn.app.explorer.encode import QUANT, unpack
+from scoredyn.app.explorer.frames import compute, display_scale
+from scoredyn.app.explorer.page import page_html, read_payload
+from scoredyn.app.explorer.serve import make_server
+from scoredyn.app.sampling import sample
+from scoredyn.core.processes import EDM
+from scoredyn.core.targets import mog6, mog10
+from scoredyn.samplers import sigma_hat_to_t
 
 SAMPLERS = {"sde": (6,), "ode-heun": (4,), "annealed-langevin": (1,)}
 N, FRAMES = 120, 12
@@ -163,8 +163,7 @@ def test_bad_input_is_refused_before_writing(tmp_path):
 
 
 def test_checkpoint_arrows_are_the_learned_score(tmp_path):
-    from scoredyn.config import TrainConfig, apply_overrides
-    from scoredyn.train import Trainer, load_trained
+    from scoredyn.learning import TrainConfig, Trainer, apply_overrides, load_trained
 
     cfg = apply_overrides(TrainConfig(), ["data.name=mog6", "data.n=500", "model.hidden=16", "model.depth=2",
                                           "model.emb_dim=8", "optim.batch_size=64", "optim.steps=5",
@@ -242,7 +241,7 @@ def test_server_binds_loopback_and_refuses_paths_outside(site):
 
 
 def test_serve_prints_url_and_exits_cleanly_on_sigint(site):
-    code = "import sys; from scoredyn.explorer import serve; serve(sys.argv[1])"
+    code = "import sys; from scoredyn.app.explorer import serve; serve(sys.argv[1])"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(site)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
@@ -266,7 +265,7 @@ def test_cli_explore_writes_the_page_and_refuses_bad_input(tmp_path):
     import sys
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "scoredyn.cli", "explore", *map(str, args)],
+        return subprocess.run([sys.executable, "-m", "scoredyn", "explore", *map(str, args)],
                               capture_output=True, text=True)  # fmt: skip
 
     proc = cli("--target", "mog6", "--n", 50, "--frames", 4, "--out", tmp_path / "e.html")

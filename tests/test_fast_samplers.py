@@ -6,14 +6,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoredyn.bench.samplers import PerStep, measure, small_field
-from scoredyn.fields import AnalyticField, CoefficientTable, CountingField
-from scoredyn.nets import build_net
-from scoredyn.parameterizations import NetworkField, OnProcess
-from scoredyn.processes import EDM, VP, DDPMSchedule
-from scoredyn.samplers import ddim, dpm_solver_2m, edm_heun, ode, reverse_sde, unipc
-from scoredyn.samplers.grids import ddpm_grid, karras_grid, uniform_grid
-from scoredyn.targets import mog6
+from scoredyn.app.bench.samplers import PerStep, measure, small_field
+from scoredyn.core.fields import AnalyticField, CoefficientTable, CountingField, NetworkField, OnProcess
+from scoredyn.core.processes import EDM, VP, DDPMSchedule
+from scoredyn.core.targets import mog6
+from scoredyn.learning import build_net
+from scoredyn.samplers import (
+    ddim,
+    ddpm_grid,
+    dpm_solver_2m,
+    edm_heun,
+    karras_grid,
+    ode,
+    reverse_sde,
+    uniform_grid,
+    unipc,
+)
 
 RUNS = {
     "unipc": (unipc, {}),

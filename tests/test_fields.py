@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField, CountingField, denoise_from_score, score_from_denoise
-from scoredyn.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, SubVP
-from scoredyn.targets import mog6, mog10
+from scoredyn.core.fields import AnalyticField, CountingField, denoise_from_score, score_from_denoise
+from scoredyn.core.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, SubVP
+from scoredyn.core.targets import mog6, mog10
 
 PROCESSES = [VP(), VP("cosine"), SubVP(), VE(), EDM(), OU(), Linear(), DDPMSchedule()]
 IDS = [p.name for p in PROCESSES]
@@ -60,7 +60,7 @@ def test_denoise_is_posterior_mean_by_monte_carlo():
 
 def test_alpha_zero_is_finite():
     """Linear process at t = 1: alpha = 0, p_1 = N(0, I); the denoiser is the data mean."""
-    from scoredyn.processes import Linear
+    from scoredyn.core.processes import Linear
 
     p = Linear(t_max=1.0)
     f = AnalyticField(mog6(), p)

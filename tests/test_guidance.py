@@ -8,16 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField
-from scoredyn.guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
+from scoredyn.app.quality import classify_digits
+from scoredyn.core.fields import (
+    AnalyticField,
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    NetworkField,
+    mixture_classifier,
+)
+from scoredyn.core.processes import VP
+from scoredyn.core.targets import GaussianMixture, mog6
+from scoredyn.learning import load_trained
 from scoredyn.metrics import energy_distance, expected_null_floor, mode_weights
-from scoredyn.parameterizations import NetworkField
-from scoredyn.processes import VP
-from scoredyn.quality import classify_digits
-from scoredyn.samplers import edm_heun, karras_grid, uniform_grid, unipc
-from scoredyn.starts import start_distribution
-from scoredyn.targets import GaussianMixture, mog6
-from scoredyn.train import load_trained
+from scoredyn.samplers import edm_heun, karras_grid, start_distribution, uniform_grid, unipc
 
 
 def guided_samples(weight: float, label: int, n: int = 3000, seed: int = 0) -> torch.Tensor:
@@ -88,8 +91,7 @@ def test_classifier_free_guidance_draws_the_asked_digits():
 def conditional_mog6(tmp_path_factory):
     """A class-conditional 2-D model of mog6 (classes = components, 10% label dropout), trained for
     1500 steps (about 20 s on one core): the configs/mog6.toml recipe, shortened."""
-    from scoredyn.config import apply_overrides, load_toml
-    from scoredyn.train import Trainer
+    from scoredyn.learning import Trainer, apply_overrides, load_toml
 
     out = tmp_path_factory.mktemp("cmog6")
     cfg = apply_overrides(
@@ -112,7 +114,7 @@ def test_classifier_free_guidance_on_a_trained_2d_model(conditional_mog6):
     responsibilities). On exact component samples it agrees on 99.998% (mog6's components barely
     overlap), so the issue's
     90% bar leaves room for the model's error. Measured: 95% at w = 1 (worst class 84%), 100% at w = 2."""
-    from scoredyn.sampling import sample
+    from scoredyn.app.sampling import sample
 
     target = mog6()
     agree = {}

@@ -19,9 +19,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from scoredyn.fields import AnalyticField  # noqa: E402
+from scoredyn.core.fields import AnalyticField  # noqa: E402
+from scoredyn.core.registry import resolve_process, resolve_target  # noqa: E402
+from scoredyn.core.targets import random_mixture  # noqa: E402
 from scoredyn.kernels._triton import triton_available  # noqa: E402
-from scoredyn.kernels.mixture_langevin import (  # noqa: E402
+from scoredyn.kernels.mixture_langevin import (
     _philox_key,
     _triton_steps,
     fused_annealed_langevin,
@@ -29,10 +31,11 @@ from scoredyn.kernels.mixture_langevin import (  # noqa: E402
     mixture_score,
 )
 from scoredyn.metrics import evaluate  # noqa: E402
-from scoredyn.registry import resolve_process, resolve_target  # noqa: E402
-from scoredyn.samplers.grids import geometric_sigma_grid  # noqa: E402
-from scoredyn.samplers.langevin import annealed_langevin, score_drift  # noqa: E402
-from scoredyn.targets.mixture import random_mixture  # noqa: E402
+from scoredyn.samplers import (  # noqa: E402
+    annealed_langevin,
+    geometric_sigma_grid,  # noqa: E402
+    score_drift,
+)
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed")
 
@@ -275,7 +278,7 @@ def test_interp_sample_dispatches_to_the_kernel(interpreter, monkeypatch):
     same start, and the settings say so. Elsewhere (CPU) it keeps the reference path."""
     if not interpreter:
         return
-    import scoredyn.sampling as sampling
+    import scoredyn.app.sampling as sampling
 
     target, proc = resolve_target("mog6"), resolve_process("edm")
     ref, settings = sampling.sample(target, "annealed-langevin", steps=3, n=64, seed=5, levels=4, return_path=True)

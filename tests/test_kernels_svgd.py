@@ -19,11 +19,15 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from scoredyn.fields import AnalyticField  # noqa: E402
-from scoredyn.processes import EDM  # noqa: E402
-from scoredyn.samplers.grids import geometric_sigma_grid  # noqa: E402
-from scoredyn.samplers.svgd import _chunk_rows, _svgd_direction_dense, svgd, svgd_direction  # noqa: E402
-from scoredyn.targets.toy2d import mog6  # noqa: E402
+from scoredyn.core.fields import AnalyticField  # noqa: E402
+from scoredyn.core.processes import EDM  # noqa: E402
+from scoredyn.core.targets import mog6  # noqa: E402
+from scoredyn.samplers import (  # noqa: E402
+    geometric_sigma_grid,  # noqa: E402
+    svgd,
+    svgd_direction,
+)
+from scoredyn.samplers.svgd import _chunk_rows, _svgd_direction_dense
 
 svgd_module = importlib.import_module("scoredyn.samplers.svgd")  # the package re-exports the function svgd
 
@@ -196,7 +200,7 @@ def test_svgd_passes_the_budget_and_checks_it(monkeypatch):
 
 
 def test_bench_run_records(monkeypatch):
-    from scoredyn.bench import svgd as bench
+    from scoredyn.app.bench import svgd as bench
 
     monkeypatch.setattr(bench, "QUICK_SIZES", {2: (300,), 10: (200,)})
     monkeypatch.setattr(bench, "STEP_N", {True: 150, False: 150})

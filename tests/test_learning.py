@@ -15,17 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.config import TrainConfig, apply_overrides
-from scoredyn.losses import OBJECTIVE_NAMES
-from scoredyn.parameterizations import OnProcess
-from scoredyn.processes import EDM, VP
-from scoredyn.quality import digits_report, score_error_profile
-from scoredyn.registry import SAMPLERS
-from scoredyn.samplers import edm_heun, karras_grid, ode
-from scoredyn.samplers.grids import sigma_hat_to_t
-from scoredyn.sampling import sample
-from scoredyn.targets import mog6
-from scoredyn.train import Trainer, load_trained
+from scoredyn.app.quality import digits_report, score_error_profile
+from scoredyn.app.registry import SAMPLERS
+from scoredyn.app.sampling import sample
+from scoredyn.core.fields import OnProcess
+from scoredyn.core.processes import EDM, VP
+from scoredyn.core.targets import mog6
+from scoredyn.learning import OBJECTIVE_NAMES, TrainConfig, Trainer, apply_overrides, load_trained
+from scoredyn.samplers import edm_heun, karras_grid, ode, sigma_hat_to_t
 
 NATURAL_PROCESS = {"edm": "edm", "cfm": "linear", "vlb": "ddpm"}
 

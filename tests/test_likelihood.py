@@ -8,21 +8,12 @@ import math
 import pytest
 import torch
 
-from scoredyn._tensor import as_time
-from scoredyn.fields import AnalyticField, Field
-from scoredyn.likelihood import (
-    bits_per_dim,
-    decode,
-    dequantize,
-    encode,
-    interpolate,
-    log_likelihood,
-    slerp,
-)
-from scoredyn.processes import EDM, VP
-from scoredyn.starts import start_distribution
-from scoredyn.targets.mixture import GaussianMixture, random_mixture
-from scoredyn.targets.toy2d import mog6
+from scoredyn.core.fields import AnalyticField, Field
+from scoredyn.core.processes import EDM, VP
+from scoredyn.core.targets import GaussianMixture, mog6, random_mixture
+from scoredyn.core.tensors import as_time
+from scoredyn.likelihood import bits_per_dim, decode, dequantize, encode, interpolate, log_likelihood, slerp
+from scoredyn.samplers import start_distribution
 
 
 def _setup(target, process, n, seed=0):
@@ -250,8 +241,8 @@ def test_variational_bound_is_a_tight_lower_bound_for_the_exact_field():
     reverse variance beta the gap is small: measured 0.077 +- 0.033 nats on 2000 mog6 points read from
     VP, -0.010 +- 0.031 on the schedule itself. Here 400 points on a 200-step schedule (beta_end 0.1,
     same abar_T ~ 0): the bound must sit below log p within 3 standard errors and within 0.3 nats of it."""
+    from scoredyn.core.processes import DDPMSchedule
     from scoredyn.likelihood import variational_bound
-    from scoredyn.processes import DDPMSchedule
 
     target = mog6()
     schedule = DDPMSchedule(num_steps=200, beta_end=0.1)
@@ -278,7 +269,7 @@ def test_variational_bound_is_a_tight_lower_bound_for_the_exact_field():
 
 
 def test_estimate_is_batched_and_matches_the_exact_density():
-    from scoredyn.estimate import estimate_likelihood
+    from scoredyn.app.estimate import estimate_likelihood
 
     target = mog6()
     x = target.sample(120, torch.Generator().manual_seed(8))
@@ -293,7 +284,7 @@ def test_estimate_is_batched_and_matches_the_exact_density():
 
 def test_estimate_reports_bits_per_dim_of_dequantized_data():
     """Data on a 5-level lattice in [-1, 1]^2: bits/dim = -(log p(u) + D log Delta) / (D ln 2) per row."""
-    from scoredyn.estimate import estimate_likelihood
+    from scoredyn.app.estimate import estimate_likelihood
 
     target = GaussianMixture([1.0], torch.zeros(1, 2), 0.5 * torch.eye(2)[None])
     x = torch.tensor([[-1.0, 0.0], [0.5, 0.5], [1.0, -0.5], [0.0, 0.0]])
@@ -309,7 +300,7 @@ def _cli(*args):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "scoredyn.cli", *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", *map(str, args)], capture_output=True, text=True)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -16,8 +16,10 @@ import scipy.stats
 import torch
 from torch import nn
 
-from scoredyn.fields import AnalyticField, Field, Prediction
-from scoredyn.losses import (
+from scoredyn.core.fields import AnalyticField, Field, NetworkField, Prediction
+from scoredyn.core.processes import EDM, VP, DDPMSchedule, Linear
+from scoredyn.core.targets import mog6
+from scoredyn.learning.losses import (
     OBJECTIVE_NAMES,
     OBJECTIVES,
     DiscreteTime,
@@ -28,9 +30,6 @@ from scoredyn.losses import (
     make_objective,
     vlb_terms,
 )
-from scoredyn.parameterizations import NetworkField
-from scoredyn.processes import EDM, VP, DDPMSchedule, Linear
-from scoredyn.targets import mog6
 
 Z = 4.0  # standard errors allowed in a Monte-Carlo comparison
 

@@ -17,6 +17,7 @@ import torch
 from scipy import integrate
 
 import scoredyn.metrics as metrics
+from scoredyn.core.targets import mog6
 from scoredyn.metrics import (
     METRICS,
     energy_distance,
@@ -30,7 +31,6 @@ from scoredyn.metrics import (
     sliced_wasserstein,
     wasserstein2,
 )
-from scoredyn.targets import mog6
 
 F64 = torch.float64
 

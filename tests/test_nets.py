@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from scoredyn.nets import EGNN, MLP, NETS, FourierEmbedding, SinusoidalEmbedding, UNet, build_net
+from scoredyn.learning import EGNN, MLP, NETS, FourierEmbedding, SinusoidalEmbedding, UNet, build_net
 
 
 def _inputs(n: int, dim: int, num_classes: int = 0, seed: int = 0):

@@ -13,10 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from scoredyn.fields import AnalyticField
-from scoredyn.parameterizations import PARAMETERIZATIONS, NetworkField, OnProcess
-from scoredyn.processes import EDM, VE, VP, DDPMSchedule, Linear
-from scoredyn.targets import mog6, random_mixture
+from scoredyn.core.fields import PARAMETERIZATIONS, AnalyticField, NetworkField, OnProcess
+from scoredyn.core.processes import EDM, VE, VP, DDPMSchedule, Linear
+from scoredyn.core.targets import mog6, random_mixture
 
 
 class Oracle(nn.Module):

@@ -14,15 +14,21 @@ import sys
 import pytest
 import torch
 
-from scoredyn.fields import AnalyticField
+from scoredyn.core.fields import AnalyticField
+from scoredyn.core.processes import EDM
+from scoredyn.core.targets import GaussianMixture, mog6, mog10
 from scoredyn.metrics import energy_distance, mode_tv, mode_weights
-from scoredyn.processes import EDM
-from scoredyn.samplers.grids import geometric_sigma_grid, karras_grid
-from scoredyn.samplers.langevin import annealed_langevin, langevin, score_drift
-from scoredyn.samplers.svgd import _svgd_direction_dense, svgd, svgd_direction
-from scoredyn.starts import start_distribution
-from scoredyn.targets.mixture import GaussianMixture
-from scoredyn.targets.toy2d import mog6, mog10
+from scoredyn.samplers import (
+    annealed_langevin,
+    geometric_sigma_grid,
+    karras_grid,
+    langevin,
+    score_drift,
+    start_distribution,
+    svgd,
+    svgd_direction,
+)
+from scoredyn.samplers.svgd import _svgd_direction_dense
 
 PROCESS = EDM()
 GRID = geometric_sigma_grid(PROCESS, 10)  # sigmas 10 -> 0.05, the text's ladder

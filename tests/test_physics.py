@@ -10,7 +10,9 @@ import scipy.integrate
 import scipy.spatial.distance
 import torch
 
-from scoredyn.fields import AnalyticField
+from scoredyn.core.fields import AnalyticField
+from scoredyn.core.processes import EDM, VP, Linear
+from scoredyn.core.targets import GaussianMixture, mog6
 from scoredyn.physics import (
     DoubleWell2D,
     DoubleWellPairs,
@@ -32,8 +34,6 @@ from scoredyn.physics import (
     muller_brown,
     project,
 )
-from scoredyn.processes import EDM, VP, Linear
-from scoredyn.targets import GaussianMixture, mog6
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from scoredyn.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, SubVP
-from scoredyn.targets import mog6
+from scoredyn.core.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, SubVP
+from scoredyn.core.targets import mog6
 
 PROCESSES = [VP(), VP("cosine"), SubVP(), VE(), EDM(), OU(), Linear(), DDPMSchedule(), DDPMSchedule(schedule="cosine")]
 IDS = [p.name for p in PROCESSES]
@@ -78,7 +78,7 @@ def test_closed_form_log_snr_inverses_match_bisection():
     (200 halvings: exact to float64) everywhere, including beyond the ends (clamped)."""
     import torch
 
-    from scoredyn.processes import EDM, Linear, Process
+    from scoredyn.core.processes import EDM, Linear, Process
 
     lam = torch.linspace(-15.0, 15.0, 301, dtype=torch.float64)
     for process in (EDM(), Linear()):

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scoredyn.config import TrainConfig, apply_overrides
-from scoredyn.report import build_report, run_kind
-from scoredyn.study import StudyRun, run_study
-from scoredyn.targets import mog6
-from scoredyn.train import Trainer
+from scoredyn.app.report import build_report, run_kind
+from scoredyn.app.study import StudyRun, run_study
+from scoredyn.core.targets import mog6
+from scoredyn.learning import TrainConfig, Trainer, apply_overrides
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
@@ -140,7 +139,7 @@ def test_training_report_of_a_run_on_samples_in_memory(tmp_path):
     with: the report shows the model's samples alone instead of failing."""
     import torch
 
-    from scoredyn.data import Dataset
+    from scoredyn.learning import Dataset
 
     out = tmp_path / "run"
     cfg = apply_overrides(

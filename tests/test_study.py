@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scoredyn.study import MAIN_RUNS, StudyRun, run_cost, run_study, study_pool
-from scoredyn.targets import mog6
+from scoredyn.app.study import MAIN_RUNS, StudyRun, run_cost, run_study, study_pool
+from scoredyn.core.targets import mog6
 
 RUNS = [
     StudyRun("(B) annealed Langevin", "annealed-langevin", 5),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from scoredyn.targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
+from scoredyn.core.targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
 
 
 def test_log_prob_matches_scipy():
@@ -97,7 +97,7 @@ def test_malformed_json(tmp_path):
 
 
 def test_noised_mixture_is_the_convolution():
-    from scoredyn.processes import VP
+    from scoredyn.core.processes import VP
 
     tg, p = offcentre(), VP()
     t = torch.tensor(0.4, dtype=torch.float64)

@@ -20,9 +20,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from scoredyn.checkpoint import latest_checkpoint, load_checkpoint
-from scoredyn.config import TrainConfig, apply_overrides, config_to_dict, dump_toml
-from scoredyn.train import Trainer, TrainingDiverged, load_trained
+from scoredyn.learning import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    apply_overrides,
+    config_to_dict,
+    dump_toml,
+    latest_checkpoint,
+    load_checkpoint,
+    load_trained,
+)
 
 SMALL = [
     "data.name=mog6",
@@ -88,9 +96,9 @@ def test_sigkill_during_a_checkpoint_write_resumes_from_the_last_good_one(tmp_pa
         f"""
         import os, signal, sys
         sys.argv = ["x"]
-        import scoredyn.checkpoint as ck
-        from scoredyn.config import TrainConfig, apply_overrides
-        from scoredyn.train import Trainer
+        import scoredyn.learning.checkpoints as ck
+        from scoredyn.learning import TrainConfig, apply_overrides
+        from scoredyn.learning import Trainer
         import tempfile
         real = ck._write_atomic
         def dying(path, data):

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.physics import field_force, interatomic_distances
-from scoredyn.physics.reference import ReferenceSettings
-from scoredyn.physics.systems import equilibrium_samples, get_system, reference_from_samples
-from scoredyn.physics.twoforone import (
+from scoredyn.app.experiments.twoforone import (
     _compare,
     augment_particles,
     compare,
@@ -20,7 +17,10 @@ from scoredyn.physics.twoforone import (
     simulate,
     train_system_model,
 )
-from scoredyn.train import load_trained
+from scoredyn.learning import load_trained
+from scoredyn.physics import field_force, interatomic_distances
+from scoredyn.physics.reference import ReferenceSettings
+from scoredyn.physics.systems import equilibrium_samples, get_system, reference_from_samples
 
 # compare() settings for a test: 4000 i.i.d. samples, 128 walkers for t = 20 + 40 (dt 0.05)
 KNOBS = dict(sigmas=(0.03, 0.1), n_iid=4000, sampler="sde", sampler_steps=100, walkers=128, burn_in=20.0, duration=40.0)

@@ -17,15 +17,8 @@ from matplotlib.image import AxesImage
 from matplotlib.quiver import Quiver
 from PIL import Image, ImageSequence
 
-from scoredyn.fields import AnalyticField
-from scoredyn.processes import EDM, VP
-from scoredyn.registry import PROCESSES
-from scoredyn.samplers.grids import karras_grid, sigma_hat_to_t
-from scoredyn.samplers.ode import ode
-from scoredyn.sampling import sample
-from scoredyn.targets import mog6
-from scoredyn.targets.mixture import GaussianMixture
-from scoredyn.viz import (
+from scoredyn.app.sampling import sample
+from scoredyn.app.viz import (
     accuracy_vs_nfe,
     animate,
     animation,
@@ -42,6 +35,11 @@ from scoredyn.viz import (
     training_curves,
     trajectories,
 )
+from scoredyn.core.fields import AnalyticField
+from scoredyn.core.processes import EDM, VP
+from scoredyn.core.registry import PROCESSES
+from scoredyn.core.targets import GaussianMixture, mog6
+from scoredyn.samplers import karras_grid, ode, sigma_hat_to_t
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -182,7 +180,7 @@ def test_cloud_kde_is_scipys_gaussian_kde(target):
     the peak (the bound 1e-11 leaves room for the expansion |u|^2 + |v|^2 - 2 u.v)."""
     from scipy.stats import gaussian_kde
 
-    from scoredyn.viz.clouds import _kde_on
+    from scoredyn.app.viz.clouds import _kde_on
 
     x = target.sample(700, torch.Generator().manual_seed(3)).numpy()
     X, Y = np.meshgrid(np.linspace(-12, 12, 61), np.linspace(-11, 11, 53))
@@ -295,8 +293,7 @@ def test_training_curves_from_records_and_from_a_real_run(tmp_path):
     with pytest.raises(ValueError, match="step"):
         training_curves([{"loss": 1.0}])
 
-    from scoredyn.config import TrainConfig, apply_overrides
-    from scoredyn.train import Trainer
+    from scoredyn.learning import TrainConfig, Trainer, apply_overrides
 
     small = ["data.name=mog6", "data.n=500", "model.hidden=16", "model.depth=1", "model.emb_dim=8",
              "optim.batch_size=32", "optim.steps=10", "optim.warmup=2", "run.ckpt_every=10", "run.log_every=5",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoredyn.viz.scaling import scaling_figure
+from scoredyn.app.viz.scaling import scaling_figure
 
 
 def _lang(n, d, k, backend, rate):

@@ -5,26 +5,37 @@ A denoiser is a score field (Tweedie); generating is moving particles through it
 each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler below.
 """
 
-from .config import TrainConfig, apply_overrides, load_toml
-from .data import load_dataset
-from .estimate import estimate_likelihood
-from .fields import AnalyticField, CountingField, Field, Prediction
-from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
-from .likelihood import (
-    bits_per_dim,
-    decode,
-    dequantize,
-    encode,
-    interpolate,
-    log_likelihood,
-    slerp,
-    variational_bound,
+from .app.estimate import estimate_likelihood
+from .app.sampling import sample
+from .core.fields import (
+    PARAMETERIZATIONS,
+    AnalyticField,
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    CountingField,
+    Field,
+    NetworkField,
+    OnProcess,
+    Prediction,
+    mixture_classifier,
 )
-from .losses import OBJECTIVE_NAMES, make_objective
+from .core.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, Process, SubVP
+from .core.targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
+from .learning import (
+    MLP,
+    OBJECTIVE_NAMES,
+    TrainConfig,
+    Trainer,
+    UNet,
+    apply_overrides,
+    build_net,
+    load_dataset,
+    load_toml,
+    load_trained,
+    make_objective,
+)
+from .likelihood import bits_per_dim, decode, dequantize, encode, interpolate, log_likelihood, slerp, variational_bound
 from .metrics import energy_distance, evaluate, mode_tv
-from .nets import MLP, UNet, build_net
-from .parameterizations import PARAMETERIZATIONS, NetworkField, OnProcess
-from .processes import EDM, OU, VE, VP, DDPMSchedule, Linear, Process, SubVP
 from .samplers import (
     SampleResult,
     StepInfo,
@@ -42,16 +53,12 @@ from .samplers import (
     predictor_corrector,
     reverse_sde,
     score_drift,
+    start_distribution,
     svgd,
     uniform_grid,
     unipc,
 )
-from .sampling import sample
-from .starts import start_distribution
-from .targets import POINT_CLOUDS, GaussianMixture, mog6, mog10, offcentre, random_mixture, rings
-from .train import Trainer, load_trained
-
-__version__ = "0.1.0"
+from .util.versions import __version__
 
 __all__ = [
     "estimate_likelihood",

@@ -1,5 +1,5 @@
 """``python -m scoredyn`` (and ``torchrun -m scoredyn train ...``) runs the command line."""
 
-from .cli import main
+from .app.cli import main
 
 main()

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._tensor import as_time, atleast_2d_points
-from .fields import Field
-from .losses import vlb_terms
-from .parameterizations import OnProcess
-from .processes import DDPMSchedule
-from .targets.mixture import GaussianMixture
+from .core.fields import Field, OnProcess
+from .core.processes import DDPMSchedule
+from .core.targets import GaussianMixture
+from .core.tensors import as_time, atleast_2d_points
+from .learning import vlb_terms
 
 __all__ = [
     "LikelihoodResult",

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .targets.mixture import GaussianMixture
+from .core.targets import GaussianMixture
 
 __all__ = [
     "mode_weights",

@@ -37,19 +37,13 @@ import math
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import AnalyticField
-from ..processes import Process
-from ..samplers._steps import SampleResult, noise
-from ..samplers.langevin import (
-    _check_level_grid,
-    _check_positive,
-    _check_steps,
-    _step_sizes,
-    annealed_langevin,
-    score_drift,
-)
-from ..targets.mixture import GaussianMixture
+from ..core.fields import AnalyticField
+from ..core.processes import Process
+from ..core.targets import GaussianMixture
+from ..core.tensors import atleast_2d_points
+from ..samplers import SampleResult, annealed_langevin, score_drift
+from ..samplers._steps import noise
+from ..samplers.langevin import _check_level_grid, _check_positive, _check_steps, _step_sizes
 from ._triton import jit, triton_available, triton_runs_on
 
 __all__ = ["BACKENDS", "fused_annealed_langevin", "level_terms", "mixture_score", "pick_backend"]

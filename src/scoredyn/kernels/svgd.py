@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
+from ..core.tensors import atleast_2d_points
 from ._triton import jit
 
 __all__ = ["PRECISIONS", "svgd_direction_triton"]

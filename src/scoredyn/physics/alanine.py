@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._io import atomic_savez, atomic_write_json, atomic_write_text
-from .ramachandran import (  # noqa: F401  (the analysis of this molecule's angles, re-exported)
+from ..util.files import atomic_savez, atomic_write_json, atomic_write_text
+from .ramachandran import (
     BOLTZMANN_KJ,
     basin_populations,
     block_populations,

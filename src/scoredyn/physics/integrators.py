@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._tensor import randn_like
-from ..fields import Field
-from ..samplers.grids import sigma_hat_to_t
+from ..core.fields import Field
+from ..core.tensors import randn_like
+from ..samplers import sigma_hat_to_t
 
 __all__ = ["LangevinState", "Trajectory", "baoab_init", "baoab_step", "baoab", "field_force"]
 

@@ -114,7 +114,7 @@ def ramachandran_figure(
     """The Ramachandran plot: ``F(phi, psi) / kT`` of ``angles`` (N, 2) radians as a colour map (capped
     at ``vmax``), beside that of ``reference`` (M, 2) when given. Returns a matplotlib ``Figure``
     (save it with ``scoredyn.viz.save_figure``)."""
-    from ..viz._common import new_figure  # the core does not import matplotlib at import time
+    from ..app.viz._common import new_figure  # the core does not import matplotlib at import time
 
     panels = [("sample", angles)] + ([("reference", reference)] if reference is not None else [])
     fig, axes = new_figure(1, len(panels), panel=(3.4, 3.2), plane=True)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._io import atomic_savez
+from ..util.files import atomic_savez
 from .analysis import (
     Profile,
     distance_histogram,

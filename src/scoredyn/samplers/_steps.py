@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._tensor import as_time, randn_like
-from ..fields import CountingField, Field
-from ..processes import Process
+from ..core.fields import CountingField, Field
+from ..core.processes import Process
+from ..core.tensors import as_time, randn_like
 
 __all__ = ["SampleResult", "StepInfo", "Tracker", "check_grid", "forward_transition", "langevin_kick", "noise"]
 

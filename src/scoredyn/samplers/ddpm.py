@@ -23,9 +23,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .._tensor import as_time
-from ..fields import Field
-from ..processes import Process
+from ..core.fields import Field
+from ..core.processes import Process
+from ..core.tensors import as_time
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
 
 __all__ = ["ddpm"]

@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..fields import Field
-from ..processes import Process
+from ..core.fields import Field
+from ..core.processes import Process
 from ._steps import SampleResult, StepInfo, Tracker, check_grid
 
 __all__ = ["dpm_solver_2m", "unipc"]

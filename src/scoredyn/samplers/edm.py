@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, forward_transition, noise
 from .grids import sigma_hat_to_t
 from .ode import _heun_step

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..processes import DDPMSchedule, Process
+from ..core.processes import DDPMSchedule, Process
 
 __all__ = [
     "uniform_grid",

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, langevin_kick, noise
 
 __all__ = ["langevin", "annealed_langevin", "score_drift"]

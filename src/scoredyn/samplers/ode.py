@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import as_time, atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import as_time, atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, check_grid
 
 __all__ = ["ode", "ODE_METHODS"]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, langevin_kick, noise
 from .sde import _em_step
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
 from .ode import _euler
 

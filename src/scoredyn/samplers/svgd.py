@@ -22,17 +22,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._tensor import atleast_2d_points
-from ..fields import Field
+from ..core.fields import Field
+from ..core.tensors import atleast_2d_points
 from ..kernels._triton import triton_available, triton_runs_on
 from ._steps import SampleResult, StepInfo, Tracker
-from .langevin import (
-    _check_level_grid,
-    _check_positive,
-    _check_steps,
-    _kick,
-    _step_sizes,
-)
+from .langevin import _check_level_grid, _check_positive, _check_steps, _kick, _step_sizes
 
 __all__ = ["BACKENDS", "BLOCK_ROWS", "MEMORY_BUDGET", "svgd", "svgd_direction"]
 

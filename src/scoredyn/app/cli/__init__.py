@@ -1,0 +1,40 @@
+"""The ``scoredyn`` command line (DESIGN.md, "Command-line contract"). Thin: every command parses,
+validates, calls the library, and writes atomically. Bad input ends with one line on stderr and
+exit status 2 — never a traceback, never a half-written file."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import bench, core, likelihood, pages, physics, training  # noqa: F401  (each registers its commands on the app)
+from ._common import BadInput, app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: run the app; user errors become one stderr line and exit status 2."""
+    try:
+        rv = app(standalone_mode=False)
+    except (BadInput, ValueError) as e:
+        print(f"scoredyn: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except RuntimeError as e:
+        from ...learning import TrainingDiverged
+
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"scoredyn: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
+        if e.format_message():  # a bare `scoredyn` has printed its help and has nothing to add
+            print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("scoredyn: aborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,259 @@
+"""``scoredyn sample | evaluate | demo``: particles from a target or a checkpoint, and their scores."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+from rich.table import Table
+
+from ...core.registry import PROCESSES, TARGETS
+from ...metrics import evaluate as evaluate_samples
+from ...samplers import START_KINDS
+from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, load_samples
+from ...util.versions import versions
+from ..registry import GRIDS, SAMPLERS, resolve_sampler
+from ..sampling import sample as run_sampler
+from ._common import _device, _fail, _progress, _source, app, err, out
+
+
+@app.command()
+def sample(
+    sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
+    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
+    n: Annotated[int, typer.Option(help="number of particles")],
+    out_path: Annotated[Path, typer.Option("--out", help="output .npz")],
+    target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="a run folder of `scoredyn train`")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,
+    levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
+    process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
+    grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
+    start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}, ladder")] = None,
+    ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
+    label: Annotated[str | None, typer.Option("--class", help="draw this class (guided; see --guidance)")] = None,
+    guidance: Annotated[float, typer.Option(help="guidance weight w (1: the conditional law)")] = 1.0,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    float32: Annotated[bool, typer.Option("--float32", help="particles in float32 (default float64)")] = False,
+) -> None:
+    """Draw samples with a named sampler and the exact field of a target, or the field of a trained
+    checkpoint (read on the sampler's process at equal SNR); write an .npz."""
+    for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
+        if value < 1:
+            _fail(f"{name} must be a positive integer, got {value}")
+    if seed < 0:
+        _fail(f"--seed must be >= 0, got {seed}")
+    if out_path.suffix != ".npz":
+        _fail(f"--out must end in .npz, got {out_path}")
+    dev = _device(device)
+    if label is not None and not label.lstrip("-").isdigit():
+        _fail(f"--class must be an integer, got {label!r}")
+    if not guidance >= 0:
+        _fail(f"--guidance must be >= 0, got {guidance}")
+    klass = None if label is None else int(label)
+    source, source_name = _source(target, checkpoint, ema=ema, device=dev)
+    total = levels if resolve_sampler(sampler).per_level else steps
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task(f"{sampler} on {source_name}", total=total)
+        result, settings = run_sampler(
+            source,
+            sampler,
+            steps=steps,
+            n=n,
+            seed=seed,
+            levels=levels,
+            process=process,
+            grid=grid,
+            start=start,
+            dtype=torch.float32 if float32 else torch.float64,
+            device=dev,
+            callback=lambda info: bar.update(task, completed=info.i + 1),
+            label=klass,
+            guidance=guidance,
+        )
+    wall = time.perf_counter() - t0
+    x = result.x.detach().cpu().double().numpy()
+    if not np.isfinite(x).all():
+        _fail(f"{sampler} produced NaN or inf; nothing written")
+    settings.update(wall_s=wall, versions=versions())
+    atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
+    err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
+
+
+@app.command()
+def evaluate(
+    samples: Annotated[Path, typer.Option(help=".npz from `scoredyn sample` (its 'samples'), or .npy")],
+    target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="judge against a trained run's data")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
+) -> None:
+    """Score samples against fresh exact samples of the target (or the data a checkpoint was trained
+    on: its exact mixture, fresh toy points, or held-out digits), each metric beside its floor."""
+    x = load_samples(samples)
+    if checkpoint is not None and target is None:
+        from ...learning import read_run
+        from ..quality import judge_samples
+
+        data = read_run(checkpoint)[2].data  # the run's data set; its weights are not needed
+        report = judge_samples(torch.from_numpy(x), data.name, n_train=data.n, data_seed=data.seed, seed=seed)
+    else:
+        tg, _ = _source(target, checkpoint)
+        if x.shape[1] != tg.dim:
+            _fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
+        report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{samples} (N = {x.shape[0]})")
+    for col in ("metric", "value", "MC floor", "ratio"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for key, val in report.items():
+        if isinstance(val, dict) and "value" in val:
+            floor = "" if val.get("floor") is None else f"{val['floor']:.4g}"
+            ratio = "" if val.get("ratio") is None else f"{val['ratio']:.2f}"
+            table.add_row(key, f"{val['value']:.4g}", floor, ratio)
+    out.print(table)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("scoredyn-demo"),
+    n: Annotated[int, typer.Option(help="particles per run")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
+    workers: Annotated[
+        int, typer.Option(help="worker processes for the study's rows (0: one per core, at most 4; 1: none)")
+    ] = 0,
+) -> None:
+    """The particle-dynamics study on mog6: score drift, annealed Langevin, SVGD, and every diffusion
+    sampler on the exact field; prints the table, writes table.json, table.md, samples.npz and report.html."""
+    from ...core.targets import mog6
+    from ..report import build_report
+    from ..study import MAIN_RUNS, default_workers, langevin_steps_sweep, svgd_sweep
+
+    if n < 10:
+        _fail(f"--n must be at least 10, got {n}")
+    if workers < 0:
+        _fail(f"--workers must be >= 0, got {workers}")
+    target = mog6()
+    sections = [("main", list(MAIN_RUNS))]
+    if sweeps:
+        sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
+    t0 = time.perf_counter()
+    workers = workers or default_workers()
+    if workers == 1:
+        tables, all_samples = _demo_study(target, sections, n, seed)
+        figures = None  # build_report renders them from the files
+    else:
+        tables, all_samples, figures = _demo_study_parallel(target, sections, n, seed, workers)
+    wall = time.perf_counter() - t0
+    for name, rows in tables.items():
+        out.print(_rich_table(name, rows))
+    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": versions(), "tables": tables}
+    atomic_write_json(out_dir / "table.json", doc)
+    atomic_write_text(out_dir / "table.md", _markdown(doc))
+    atomic_savez(out_dir / "samples.npz", **{k: v.cpu().numpy() for k, v in all_samples.items()})
+    build_report(out_dir, figures=figures)
+    err.print(
+        f"demo finished in {time.perf_counter() - t0:.1f}s; wrote {out_dir}/table.json, table.md, samples.npz, "
+        "report.html"
+    )
+
+
+def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_samples=None):
+    """Every section's rows (in this process, or in ``pool``): the tables and the samples by
+    ``section/label``."""
+    from ..study import run_study
+
+    tables, all_samples = {}, {}
+    with _progress() as bar:
+        for name, runs in sections:
+            task = bar.add_task(name, total=len(runs))
+            rows, samples = run_study(
+                target,
+                runs,
+                n,
+                seed,
+                on_row=lambda _r, t=task: bar.advance(t),
+                pool=pool,
+                order=order,
+                on_samples=on_samples if name == "main" else None,
+            )
+            tables[name] = rows
+            all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+    return tables, all_samples
+
+
+def _demo_study_parallel(target, sections, n: int, seed: int, workers: int):
+    """The study's rows in ``workers`` processes while a thread of this one renders the report's
+    figures: those of the target at once, the sample clouds as soon as their rows are in (the
+    rows the clouds show start first, the costliest first among them and among the rest)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..report import clouds_figure, is_cloud_run, target_figures
+    from ..study import run_cost, study_pool
+
+    cloud_labels = {r.label for r in sections[0][1] if is_cloud_run(r.label)}
+    clouds: dict = {}
+    threads = torch.get_num_threads()
+    with study_pool(workers) as pool:  # forked before any thread of ours starts
+        torch.set_num_threads(1)  # the cores are the workers'; the figures take what is left
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="figures") as painter:
+                static = painter.submit(target_figures, target)
+                cloud_fig = None
+
+                def on_samples(label: str, x: torch.Tensor) -> None:
+                    nonlocal cloud_fig
+                    if label in cloud_labels:
+                        clouds[label] = x
+                        if len(clouds) == len(cloud_labels):
+                            ordered = {lb: clouds[lb] for lb in (r.label for r in sections[0][1]) if lb in clouds}
+                            cloud_fig = painter.submit(clouds_figure, target, ordered)
+
+                def order(run):
+                    return (run.label not in cloud_labels, -run_cost(run, n))
+
+                tables, all_samples = _demo_study(target, sections, n, seed, pool, order, on_samples)
+                figures = [cloud_fig.result() if cloud_fig is not None else ""] + static.result()
+        finally:
+            torch.set_num_threads(threads)
+    return tables, all_samples, figures
+
+
+_COLS = (("mode_tv", "mode TV"), ("energy", "energy dist."), ("sliced_w1", "sliced W1"))
+
+
+def _rich_table(name: str, rows: list[dict]) -> Table:
+    table = Table(title=f"mog6 — {name}")
+    table.add_column("run")
+    table.add_column("N", justify="right")
+    for _, head in _COLS:
+        table.add_column(f"{head} (floor)", justify="right")
+    for head in ("NFE", "wall s"):
+        table.add_column(head, justify="right")
+    for r in rows:
+        cells = [f"{r[k]['value']:.4f} ({r[k]['floor']:.4f})" for k, _ in _COLS]
+        table.add_row(r["label"], str(r["n"]), *cells, str(r["nfe"]), f"{r['wall_s']:.2f}")
+    return table
+
+
+def _markdown(doc: dict) -> str:
+    lines = [f"# scoredyn demo: mog6, N = {doc['n']}, seed {doc['seed']}", ""]
+    for name, rows in doc["tables"].items():
+        lines += [f"## {name}", ""]
+        lines.append("| run | N | " + " | ".join(f"{h} | floor" for _, h in _COLS) + " | NFE | wall s |")
+        lines.append("|---|---:|" + "---:|---:|" * len(_COLS) + "---:|---:|")
+        for r in rows:
+            cells = " | ".join(f"{r[k]['value']:.4f} | {r[k]['floor']:.4f}" for k, _ in _COLS)
+            lines.append(f"| {r['label']} | {r['n']} | {cells} | {r['nfe']} | {r['wall_s']:.2f} |")
+        lines.append("")
+    lines.append(f"Total wall time {doc['wall_s']:.1f} s; versions {doc['versions']}.")
+    return "\n".join(lines) + "\n"

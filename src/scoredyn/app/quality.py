@@ -1,0 +1,130 @@
+"""How good a trained model's samples are, judged against the data it was trained on.
+
+- an exact mixture (``mog6``, ``rings``, a JSON mixture): every metric of ``metrics.evaluate``
+  against fresh exact samples, each beside its Monte-Carlo floor;
+- a 2-D point cloud (``figure8``, ``moons``, ...): energy distance, sliced W1 and MMD against fresh
+  points of the toy's generator; the floors are those of the toy's kernel density estimate (a
+  mixture whose bandwidth is small against the toy's scale, so its floors are the toy's to within
+  the bandwidth);
+- digits: a classifier trained on the real training digits (scikit-learn's ``MLPClassifier``)
+  labels the samples; the report gives its mean confidence on the samples and on real held-out
+  digits, the class histogram of the samples and its total variation from uniform, and the energy
+  distance to held-out digits beside the energy distance between two real sets of the same sizes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core.registry import resolve_target
+from ..core.targets import POINT_CLOUDS
+from ..learning import load_dataset
+from ..metrics import energy_distance, evaluate
+
+__all__ = ["judge_samples", "digits_classifier", "classify_digits"]
+
+
+def judge_samples(samples: Tensor, data: str, *, n_train: int = 20000, data_seed: int = 0, seed: int = 0) -> dict:
+    """Judge ``samples`` (N, D) against the data set named ``data`` (see the module docstring)."""
+    x = samples.detach().to(torch.float64).cpu()
+    if data == "digits":
+        return digits_report(x, data_seed=data_seed)
+    if data in POINT_CLOUDS:
+        if x.shape[1] != 2:
+            raise ValueError(f"samples are {x.shape[1]}-D but {data} is 2-D")
+        ref = POINT_CLOUDS[data].sample(x.shape[0], torch.Generator().manual_seed(10_000 + seed))
+        kde = POINT_CLOUDS[data].as_mixture()
+        report = evaluate(x, kde, reference=ref, seed=seed, metrics=("energy", "sliced_w1", "mmd"))
+        report.pop("mode_weights"), report.pop("target_weights")
+        return report
+    target = resolve_target(data)
+    if x.shape[1] != target.dim:
+        raise ValueError(f"samples are {x.shape[1]}-D but {data} is {target.dim}-D")
+    return evaluate(x, target, seed=seed)
+
+
+@lru_cache(maxsize=4)
+def digits_classifier(data_seed: int = 0):
+    """An MLP classifier fitted to the training digits of ``load_dataset('digits', seed=data_seed)``
+    (held-out digits are never seen). Deterministic: ``random_state=0``."""
+    from sklearn.neural_network import MLPClassifier
+
+    ds = load_dataset("digits", seed=data_seed)
+    clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=600, random_state=0)
+    clf.fit(ds.x.numpy().astype(np.float64), ds.labels.numpy())
+    return clf
+
+
+def classify_digits(samples: Tensor, data_seed: int = 0) -> np.ndarray:
+    """Class probabilities (N, 10) of digit images (N, 64) in [-1, 1]; samples are clipped to the
+    pixel range first (a sampler may overshoot it slightly)."""
+    x = samples.detach().to(torch.float64).cpu().clamp(-1.0, 1.0).numpy()
+    return digits_classifier(data_seed).predict_proba(x)
+
+
+def digits_report(samples: Tensor, *, data_seed: int = 0, labels: Tensor | None = None) -> dict:
+    """The classifier check of digit samples (module docstring); with ``labels`` (the classes asked
+    for), also the share of samples the classifier puts in the asked class."""
+    if samples.shape[1] != 64:
+        raise ValueError(f"digit samples must be (N, 64), got {tuple(samples.shape)}")
+    ds = load_dataset("digits", seed=data_seed)
+    held = ds.reference(10**9)
+    p_samples, p_real = classify_digits(samples, data_seed), classify_digits(held, data_seed)
+    hist = np.bincount(p_samples.argmax(1), minlength=10) / p_samples.shape[0]
+    n = min(samples.shape[0], held.shape[0])
+    g = torch.Generator().manual_seed(data_seed)
+    real_a = ds.x[torch.randperm(ds.x.shape[0], generator=g)[:n]].to(torch.float64)
+    report = {
+        "n": int(samples.shape[0]),
+        "confidence": {"value": float(p_samples.max(1).mean()), "real": float(p_real.max(1).mean())},
+        "real_accuracy": float((p_real.argmax(1) == ds.reference_labels(10**9).numpy()).mean()),
+        "class_histogram": hist.tolist(),
+        "class_tv_uniform": float(0.5 * np.abs(hist - 0.1).sum()),
+        "energy": {
+            "value": energy_distance(samples[:n].to(torch.float64).cpu(), held[:n].to(torch.float64)),
+            "floor": energy_distance(real_a, held[:n].to(torch.float64)),
+        },
+    }
+    report["energy"]["ratio"] = report["energy"]["value"] / report["energy"]["floor"]
+    report["confidence"]["gap"] = report["confidence"]["real"] - report["confidence"]["value"]
+    if labels is not None:
+        report["asked_class_agreement"] = float((p_samples.argmax(1) == labels.cpu().numpy()).mean())
+    return report
+
+
+def score_error_profile(
+    field, target, sigma_hats: Tensor | list[float], *, n: int = 4000, seed: int = 0
+) -> list[dict]:
+    """Relative error of a field's score against the exact one of ``target``, per noise level:
+
+    .. math:: \\frac{E_{p_t} \\|s_\\theta(x, t) - \\nabla \\log p_t(x)\\|^2}{E_{p_t} \\|\\nabla \\log p_t(x)\\|^2}
+
+    at the times of ``field.process`` where ``sigma / alpha`` takes each value of ``sigma_hats``
+    (points drawn from the exact ``p_t``). Also the relative error of the denoiser ``x0hat``
+    against the exact posterior mean. Returns one dict per level.
+    """
+    from ..core.fields import AnalyticField
+    from ..samplers import sigma_hat_to_t
+
+    exact = AnalyticField(target, field.process)
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for sh in torch.as_tensor(sigma_hats, dtype=torch.float64):
+        t = sigma_hat_to_t(field.process, sh.reshape(1))[0]
+        x = target.noised(field.process, t).sample(n, g)
+        with torch.no_grad():
+            s_hat, x0_hat = field._score_and_denoise(x, t)
+            s, x0 = exact._score_and_denoise(x, t)
+        rows.append(
+            {
+                "sigma_hat": float(sh),
+                "t": float(t),
+                "score_rel_err": float(((s_hat - s) ** 2).sum(1).mean() / (s**2).sum(1).mean()),
+                "x0_rel_err": float(((x0_hat - x0) ** 2).sum(1).mean() / (x0**2).sum(1).mean()),
+            }
+        )
+    return rows

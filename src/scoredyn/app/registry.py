@@ -1,0 +1,134 @@
+"""The one table from names to objects: targets, processes and samplers (used by the CLI, the demo
+and configs). Nothing else in scoredyn resolves a name.
+
+A sampler name maps to a ``Recipe``: the sampler function, the process and grid it runs on by
+default, the start it uses, and the keyword knobs it is given. ``--steps`` means the sampler's own
+step count; for the annealed particle samplers it is steps per noise level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from ..core.processes import DDPMSchedule, Process
+from ..samplers import (
+    annealed_langevin,
+    ddim,
+    ddpm,
+    ddpm_grid,
+    dpm_solver_2m,
+    edm_heun,
+    geometric_sigma_grid,
+    karras_grid,
+    langevin,
+    log_snr_grid,
+    ode,
+    predictor_corrector,
+    reverse_sde,
+    score_drift,
+    svgd,
+    uniform_grid,
+    unipc,
+)
+
+__all__ = ["GRIDS", "SAMPLERS", "Recipe", "make_grid", "resolve_sampler"]
+
+# --- grids -------------------------------------------------------------------------------------
+
+# The annealed particle samplers' ladder (Song & Ermon 2019; the particle-dynamics text).
+LADDER_SIGMA_MAX, LADDER_SIGMA_MIN = 10.0, 0.05
+
+GRIDS: dict[str, Callable[..., Tensor]] = {
+    "karras": karras_grid,
+    "logsnr": log_snr_grid,
+    "uniform": uniform_grid,
+    "ddpm": ddpm_grid,
+    "geometric": geometric_sigma_grid,
+}
+
+
+def make_grid(name: str, process: Process, steps: int, levels: int = 10, **grid_kwargs) -> Tensor:
+    """Build the named grid; for ``geometric`` (annealed ladders) ``levels`` sets its length.
+    ``grid_kwargs`` (e.g. ``sigma_min``) go to the grid function."""
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}: use one of {', '.join(GRIDS)}")
+    if name == "geometric":
+        return geometric_sigma_grid(process, levels, LADDER_SIGMA_MAX, LADDER_SIGMA_MIN)
+    if name == "ddpm" and not isinstance(process, DDPMSchedule):
+        raise ValueError("grid 'ddpm' needs a discrete process (ddpm or ddpm-cosine)")
+    return GRIDS[name](process, steps, **grid_kwargs)
+
+
+# --- samplers -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a named sampler runs by default.
+
+    Attributes:
+        fn: the sampler function.
+        process: default process name.
+        grid: default grid name.
+        start: default start kind (see ``starts.py``); ``ladder`` means ``N(0, 10^2 I)``, the
+            particle-dynamics text's start at the top of the annealing ladder.
+        per_level: ``--steps`` counts steps per noise level (annealed particle samplers).
+        kwargs: knobs passed to ``fn``.
+        grid_kwargs: passed to the default grid function (dropped when the grid is overridden).
+        stochastic: whether the sampler draws noise after the start.
+        paper: the reference shown in tables.
+    """
+
+    fn: Callable
+    process: str
+    grid: str
+    start: str = "exact"
+    per_level: bool = False
+    kwargs: dict = field(default_factory=dict)
+    grid_kwargs: dict = field(default_factory=dict)
+    stochastic: bool = False
+    paper: str = ""
+
+
+SAMPLERS: dict[str, Recipe] = {
+    "langevin": Recipe(
+        langevin, "edm", "constant", start="ladder", stochastic=True,
+        paper="Langevin MCMC at the smallest noise level (Roberts & Tweedie 1996)",
+    ),
+    "annealed-langevin": Recipe(
+        annealed_langevin, "edm", "geometric", start="ladder", per_level=True, stochastic=True,
+        paper="Song & Ermon 2019, Alg. 1",
+    ),
+    "score-drift": Recipe(
+        score_drift, "edm", "geometric", start="ladder", per_level=True,
+        paper="score-only drift (particle-dynamics text, variant A)",
+    ),
+    "svgd": Recipe(
+        svgd, "edm", "geometric", start="ladder", per_level=True,
+        kwargs={"bandwidth_factor": 2.0, "repulsion": 1.0},  # the best of the mog6 sweep
+        paper="annealed SVGD (Liu & Wang 2016, Alg. 1)",
+    ),
+    "ddpm": Recipe(ddpm, "ddpm", "ddpm", stochastic=True, paper="Ho et al. 2020, Alg. 2"),
+    "ddim": Recipe(ddim, "ddpm", "ddpm", paper="Song, Meng & Ermon 2021, eq. 12"),
+    "sde": Recipe(reverse_sde, "edm", "karras", stochastic=True, paper="Song et al. 2021, eq. 6 (Euler–Maruyama)"),
+    "ode-euler": Recipe(ode, "edm", "karras", kwargs={"method": "euler"}, paper="Song et al. 2021, eq. 13 (Euler)"),
+    "ode-heun": Recipe(ode, "edm", "karras", kwargs={"method": "heun"}, paper="Song et al. 2021, eq. 13 (Heun)"),
+    "ode-adaptive": Recipe(
+        ode, "edm", "karras", kwargs={"method": "adaptive"}, paper="Song et al. 2021, eq. 13 (dopri5, torchdiffeq)"
+    ),
+    "edm-heun": Recipe(edm_heun, "edm", "karras", paper="Karras et al. 2022, Alg. 2"),
+    "pc": Recipe(predictor_corrector, "edm", "logsnr", stochastic=True, paper="Song et al. 2021, Alg. 2/3"),
+    # multistep solvers: the VP process, uniform in t. On the exact mixtures this beat uniform
+    # log-SNR and Karras grids at NFE 5 and 10 (benchmarks/accuracy_vs_nfe.py, README).
+    "dpm-solver-2m": Recipe(dpm_solver_2m, "vp", "uniform", paper="Lu et al. 2022, DPM-Solver++(2M)"),
+    "unipc": Recipe(unipc, "vp", "uniform", paper="Zhao et al. 2023, UniPC (bh2)"),
+}
+
+
+def resolve_sampler(name: str) -> Recipe:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]

@@ -1,0 +1,213 @@
+"""Networks as score fields: what a network predicts, and the one conversion to ``x0hat`` and ``eps``.
+
+A network ``F(c_in x, c_noise, y)`` may predict one of (with ``x = alpha x0 + sigma eps``):
+
+=========  ==========================================================  =====================================
+name       the network's output                                        paper
+=========  ==========================================================  =====================================
+``eps``    ``eps``                                                     Ho et al. 2020 (DDPM)
+``x0``     ``x0``                                                      Ramesh et al. 2022; Karras et al. 2022
+``v``      ``v = alpha eps - sigma x0``                                Salimans & Ho 2022, sec. 4
+``score``  ``sigma s`` (so ``s = F / sigma``; ``eps = -F``)            Song & Ermon 2020, technique 3
+``edm``    ``F`` in ``D = c_skip xhat + c_out F(c_in xhat, c_noise)``  Karras et al. 2022, eq. 7, Table 1
+``flow``   ``u = alpha' x0 + sigma' eps`` (conditional velocity)       Lipman et al. 2023; Liu et al. 2023
+=========  ==========================================================  =====================================
+
+Every parameterization sees the same inputs: ``x`` scaled to unit variance,
+``c_in = 1 / sqrt(alpha^2 sigma_data^2 + sigma^2)``, and the noise level ``c_noise = log(sigma / alpha) / 4``
+(EDM's choice, read on ``sigma_hat = sigma / alpha`` so that it means the same under every process).
+The output is turned into a ``Prediction`` holding ``x0hat`` and ``eps_hat``; every other quantity
+(score, ``v``, the flow velocity) follows from those two and ``x`` alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..processes import Process
+from ..tensors import as_time
+from .base import Coefficients, Field, Prediction, _coef, coefficients, per_sample_time
+
+__all__ = ["PARAMETERIZATIONS", "NetworkField", "OnProcess"]
+
+PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow")
+
+_SIGMA_HAT_FLOOR = 1e-6  # c_noise at sigma = 0 (t_min of VP/EDM) would be -inf
+
+
+class NetworkField(Field):
+    """A network as the score field of one process (the parameterizations in the module docstring).
+
+    Args:
+        net: ``net(x_in, c_noise, y) -> F`` with ``x_in`` (N, D), ``c_noise`` (N,), ``y`` (N,) or None.
+        process: the process the network was trained under.
+        parameterization: one of ``PARAMETERIZATIONS``.
+        sigma_data: the data's standard deviation (input scaling; EDM's ``sigma_data``).
+        labels: class labels used when the field is evaluated without ``y`` (``None``: the null
+            class of a conditional network, or no label for an unconditional one).
+        compile: call the network through ``torch.compile`` (``True``, or a ``torch.compile`` mode
+            such as ``"max-autotune-no-cudagraphs"``; ``"reduce-overhead"`` replays CUDA graphs on
+            CUDA, and the output is then copied out of the graph's memory). Compiled on first call.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        process: Process,
+        parameterization: str = "eps",
+        *,
+        sigma_data: float = 1.0,
+        labels: Tensor | None = None,
+        compile: bool | str = False,
+    ) -> None:
+        if parameterization not in PARAMETERIZATIONS:
+            choices = ", ".join(PARAMETERIZATIONS)
+            raise ValueError(f"parameterization must be one of {choices}, got {parameterization!r}")
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        if not isinstance(compile, bool | str):
+            raise ValueError(f"compile must be a bool or a torch.compile mode, got {compile!r}")
+        self.net, self.process, self.parameterization = net, process, parameterization
+        self.sigma_data, self.labels, self.compile = float(sigma_data), labels, compile
+        # shared by the copies of ``at_times``; torch.compile itself compiles on the first call
+        mode = compile if isinstance(compile, str) else None
+        self._compiled = torch.compile(net, mode=mode) if compile else None
+
+    def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
+        """The network's prediction at ``x`` (N, D) and times ``t`` (scalar or (N,)), as ``x0hat`` and ``eps``."""
+        n = x.shape[0]
+        t = as_time(t)
+        if t.ndim == 0:  # one time for the batch: its terms once, as (1, 1), broadcast below
+            a, s, da, ds, c_in, sigma_hat, c_noise = self._terms(self.coefficients_at(t), x)
+        else:
+            a, s, da, ds = coefficients(self.process, per_sample_time(t, n), x)
+            c_in, sigma_hat, c_noise = self._input_terms(a, s)
+        if y is None and self.labels is not None:
+            y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
+        param = next(self.net.parameters(), None)
+        net_dtype = param.dtype if param is not None else x.dtype
+        out = self._call_net((c_in * x).to(net_dtype), c_noise.to(net_dtype).expand(n).contiguous(), y)
+        x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
+        a, s, da, ds = (c.expand(n, 1) for c in (a, s, da, ds))
+        return Prediction(x, a, s, da, ds, x0, eps)
+
+    def _input_terms(self, a: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``c_in``, ``sigma_hat`` (floored) and ``c_noise`` from ``alpha`` and ``sigma`` (N, 1)."""
+        c_in = 1.0 / torch.sqrt(a**2 * self.sigma_data**2 + s**2)
+        sigma_hat = (s / a).clamp(min=_SIGMA_HAT_FLOOR)
+        return c_in, sigma_hat, 0.25 * torch.log(sigma_hat)[:, 0]
+
+    def _terms(self, c: Coefficients, x: Tensor) -> tuple[Tensor, ...]:
+        """Every coefficient of ``predict`` at one time, as (1, 1) tensors in ``x``'s dtype and device
+        (``c_noise`` (1,)); kept on a table row, so a prepared grid computes them once per time."""
+        key = ("network-terms", x.dtype, x.device, self.sigma_data)
+        terms = c.memo.get(key)
+        if terms is None:
+            a, s, da, ds = (v.to(dtype=x.dtype, device=x.device).reshape(1, 1) for v in
+                            (c.alpha, c.sigma, c.d_alpha, c.d_sigma))  # fmt: skip
+            terms = (a, s, da, ds, *self._input_terms(a, s))
+            c.memo[key] = terms
+        return terms
+
+    def _call_net(self, x_in: Tensor, c_noise: Tensor, y: Tensor | None) -> Tensor:
+        """The network, through ``torch.compile`` when ``compile`` asks for it."""
+        if self._compiled is None:
+            return self.net(x_in, c_noise, y)
+        out = self._compiled(x_in, c_noise, y)
+        # CUDA graphs reuse their output memory on the next replay: copy it out
+        return out.clone() if self.compile == "reduce-overhead" and out.is_cuda else out
+
+    def _convert(self, out, x, a, s, da, ds, sigma_hat) -> tuple[Tensor, Tensor]:
+        """The network output to ``(x0hat, eps_hat)``; each form solves ``x = alpha x0 + sigma eps``."""
+        p = self.parameterization
+        if p == "eps":
+            return (x - s * out) / a, out
+        if p == "score":  # out = sigma s = -eps
+            return (x + s * out) / a, -out
+        if p == "x0":
+            return out, (x - a * out) / s
+        if p == "v":  # [alpha sigma; -sigma alpha] [x0; eps] = [x; v]
+            norm = a**2 + s**2
+            return (a * x - s * out) / norm, (s * x + a * out) / norm
+        if p == "edm":  # Karras et al. 2022, eq. 7 in xhat = x / alpha, sigma_hat = sigma / alpha
+            sd2, sh2 = self.sigma_data**2, sigma_hat**2
+            c_skip = sd2 / (sh2 + sd2)
+            c_out = sigma_hat * self.sigma_data / torch.sqrt(sh2 + sd2)
+            x0 = c_skip * (x / a) + c_out * out
+            return x0, (x - a * x0) / s
+        # flow: [alpha sigma; alpha' sigma'] [x0; eps] = [x; u], determinant alpha^2 d(sigma/alpha)/dt > 0
+        det = a * ds - da * s
+        return (ds * x - s * out) / det, (a * out - da * x) / det
+
+    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).score
+
+    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).x0
+
+    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).eps
+
+    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        p = self.predict(x, t)
+        return p.score, p.x0
+
+
+class OnProcess(Field):
+    """A field of one process read on another, at the time with the same signal-to-noise ratio.
+
+    ``x_t / alpha_t = x0 + (sigma_t / alpha_t) eps`` under every process, so a point ``x`` at time
+    ``t`` of the new process is the point ``(alpha'_u / alpha_t) x`` at the time ``u`` of the field's
+    own process where ``sigma / alpha`` is the same (Kingma et al. 2021, VDM, sec. 3.3: the
+    continuous-time model is invariant to the schedule except at its end points). The denoiser and the
+    noise prediction carry over unchanged; the score is rescaled, ``s_new(x) = c s_old(c x)``.
+    """
+
+    def __init__(self, field: Field, process: Process) -> None:
+        self.inner, self.process = field, process
+        self._last: tuple[float, Tensor, Tensor] | None = None
+        self._maps: dict[float, tuple[Tensor, Tensor]] = {}
+
+    def at_times(self, times: Tensor) -> OnProcess:
+        """The times of the field's own process mapped in one vectorised pass (one bisection for the
+        whole grid, not one per step), and the inner field prepared at them."""
+        times = as_time(times).reshape(-1)
+        u, c = self._map(times)
+        new = super().at_times(times)
+        new._maps = dict(zip(times.tolist(), zip(u.unbind(), c.unbind(), strict=True), strict=True))
+        new.inner = self.inner.at_times(u)
+        return new
+
+    def _map(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """The field's own time ``u`` and the scale ``c = alpha_old(u) / alpha_new(t)`` (cached)."""
+        t = as_time(t)
+        if t.ndim != 0:
+            u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
+            return u, self.inner.process.alpha(u) / self.process.alpha(t)
+        mapped = self._maps.get(float(t))
+        if mapped is not None:
+            return mapped
+        if self._last is None or self._last[0] != float(t):
+            u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
+            self._last = (float(t), u, self.inner.process.alpha(u) / self.process.alpha(t))
+        return self._last[1], self._last[2]
+
+    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
+        u, c = self._map(t)
+        return self.inner.denoise(_coef(c, x) * x, u)
+
+    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
+        u, c = self._map(t)
+        return self.inner.eps(_coef(c, x) * x, u)
+
+    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
+        u, c = self._map(t)
+        c = _coef(c, x)
+        return c * self.inner.score(c * x, u)
+
+    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        u, c = self._map(t)
+        c = _coef(c, x)
+        s, x0 = self.inner._score_and_denoise(c * x, u)
+        return c * s, x0

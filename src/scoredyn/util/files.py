@@ -1,0 +1,138 @@
+"""Files written atomically (a temporary name in the same folder, fsync, then ``os.replace``: a
+reader sees the old file or the whole new one, never half of it) and sample arrays read safely
+(never unpickled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+__all__ = [
+    "file_mode",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_savez",
+    "atomic_path",
+    "load_samples",
+]
+
+TMP_SUFFIX = ".tmp"  # temporary files are ``.<name>.<random>.tmp`` beside their target
+
+
+def file_mode() -> int:
+    """The mode a plain ``open`` would give a new file (``0o666`` less the umask): ``mkstemp``'s
+    temp files are ``0o600``, which would make every output private to its writer."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], *, sync_folder: bool = False) -> Path:
+    """Write ``path`` through ``write(fh)`` on a temporary file in its folder, then rename it over ``path``.
+
+    The bytes are on disk (``fsync``) before the name points at them; ``sync_folder`` also makes the
+    rename itself durable (POSIX), for files whose presence commits something (checkpoints). The
+    folder is created if missing; on any error the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if sync_folder:
+        _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync_folder: bool = False) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data), sync_folder=sync_folder)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` to exactly ``path`` (no ``.npz`` appended), atomically."""
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path with ``path``'s suffix in its folder, for writers that want a file name
+    (safetensors, animation writers); renamed onto ``path`` on success, removed on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_samples(path: str | os.PathLike) -> np.ndarray:
+    """The ``samples`` array of an ``.npz`` written by ``scoredyn sample``, or a ``.npy`` array.
+
+    Raises ValueError (one clear line) for a missing file, a file that is neither, an array that is
+    not ``(M, D)``, or NaN/inf. Never unpickles.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a .npz or .npy file ({e})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            if "samples" not in loaded.files:
+                raise ValueError(f"{path} has no 'samples' array (it has: {', '.join(loaded.files) or 'nothing'})")
+            arr = loaded["samples"]
+    else:
+        arr = loaded
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(f"samples in {path} must have shape (M, D), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"samples in {path} are not numbers (dtype {arr.dtype})")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"samples in {path} contain NaN or inf")
+    return arr.astype(np.float64)
