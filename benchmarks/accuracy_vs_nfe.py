@@ -28,7 +28,6 @@ from _record import record, write  # noqa: E402
 from scoredyn import AnalyticField, DDPMSchedule, evaluate, sample  # noqa: E402
 from scoredyn.core.registry import resolve_target  # noqa: E402
 from scoredyn.samplers import (
-    sigma_hat_to_t,  # noqa: E402
     start_distribution,  # noqa: E402
 )
 
@@ -93,7 +92,7 @@ def run_peer(make, target, nfe: int, n: int, seed: int):
     has_sigmas = hasattr(sched, "sigmas") and sched.sigmas is not None and len(sched.sigmas) > nfe
     k0 = float(sched.timesteps[0])
     t0 = (
-        sigma_hat_to_t(process, torch.tensor([float(sched.sigmas[0])], dtype=torch.float64))[0]
+        process.sigma_hat_to_t(torch.tensor([float(sched.sigmas[0])], dtype=torch.float64))[0]
         if has_sigmas
         else torch.tensor(k0 + 1.0, dtype=torch.float64)
     )
@@ -103,7 +102,7 @@ def run_peer(make, target, nfe: int, n: int, seed: int):
     for i, k in enumerate(sched.timesteps):
         if has_sigmas:
             # the noise-to-signal ratio this step uses, mapped to our time exactly
-            t = sigma_hat_to_t(process, torch.tensor([float(sched.sigmas[i])], dtype=torch.float64))[0]
+            t = process.sigma_hat_to_t(torch.tensor([float(sched.sigmas[i])], dtype=torch.float64))[0]
         else:
             t = torch.tensor(float(k) + 1.0, dtype=torch.float64)
         eps = field.eps(x, t)

@@ -294,7 +294,6 @@ def gradient_noise(trainer: Trainer, names: tuple[str, ...], batch: int, seed: i
     step's variance) and ``signal``, an unbiased estimate of ``||E g||^2`` (the same for every
     objective in expectation: they differ by a constant in ``theta``; nearly 0 where the network is good)."""
     from scoredyn.learning import make_objective
-    from scoredyn.samplers import sigma_hat_to_t
 
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     field = trainer.field(ema=False)
@@ -303,7 +302,7 @@ def gradient_noise(trainer: Trainer, names: tuple[str, ...], batch: int, seed: i
     objectives = {n: make_objective(n, trainer.process, sigma_data=trainer.sigma_data) for n in names}
     rows = []
     for sh in SIGMA_HATS:
-        t = sigma_hat_to_t(trainer.process, torch.tensor([sh], dtype=torch.float64))[0]
+        t = trainer.process.sigma_hat_to_t(torch.tensor([sh], dtype=torch.float64))[0]
         draws = objectives["ssm"].draw(x0, g) if "ssm" in names else objectives[names[0]].draw(x0, g)
         draws["v"] = draws.get("v", torch.randn(batch, 1, x0.shape[1], generator=g))
         draws["t"], draws["w"] = torch.full((batch,), float(t), dtype=torch.float64), torch.ones(batch)

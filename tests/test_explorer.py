@@ -27,7 +27,6 @@ from scoredyn.app.explorer.serve import make_server
 from scoredyn.app.sampling import sample
 from scoredyn.core.processes import EDM
 from scoredyn.core.targets import mog6, mog10
-from scoredyn.samplers import sigma_hat_to_t
 
 SAMPLERS = {"sde": (6,), "ode-heun": (4,), "annealed-langevin": (1,)}
 N, FRAMES = 120, 12
@@ -178,7 +177,7 @@ def test_checkpoint_arrows_are_the_learned_score(tmp_path):
     process = model.field.process
     tails = torch.from_numpy(np.stack([data.arrow_x, data.arrow_y], 1))
     for k, sh in enumerate(data.levels):
-        u = sigma_hat_to_t(process, torch.tensor([sh]))[0]
+        u = process.sigma_hat_to_t(torch.tensor([sh]))[0]
         c = display_scale(torch.tensor(1.0, dtype=torch.float64), torch.tensor(sh), data.s_data)
         a = float(process.alpha(u) / c)
         with torch.no_grad():

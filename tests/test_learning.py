@@ -22,7 +22,7 @@ from scoredyn.core.fields import OnProcess
 from scoredyn.core.processes import EDM, VP
 from scoredyn.core.targets import mog6
 from scoredyn.learning import OBJECTIVE_NAMES, TrainConfig, Trainer, apply_overrides, load_trained
-from scoredyn.samplers import edm_heun, karras_grid, ode, sigma_hat_to_t
+from scoredyn.samplers import edm_heun, karras_grid, ode
 
 NATURAL_PROCESS = {"edm": "edm", "cfm": "linear", "vlb": "ddpm"}
 
@@ -93,7 +93,7 @@ def test_a_field_trained_under_one_process_solves_the_same_ode_under_another(tmp
 
     def gap(steps: int) -> float:
         sigma_hats = karras_grid(edm, steps, sigma_max=80.0)
-        t_vp = torch.cat([sigma_hat_to_t(vp, sigma_hats[:-1].clone()), torch.zeros(1, dtype=torch.float64)])
+        t_vp = torch.cat([vp.sigma_hat_to_t(sigma_hats[:-1].clone()), torch.zeros(1, dtype=torch.float64)])
         a = edm_heun(on_edm, x_hat, sigma_hats).x
         b = ode(on_vp, x_hat * vp.alpha(t_vp[0]), t_vp, method="heun").x
         assert a.std() > 1.0  # the samples spread over the modes (not a degenerate comparison)

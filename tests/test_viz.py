@@ -39,7 +39,7 @@ from scoredyn.core.fields import AnalyticField
 from scoredyn.core.processes import EDM, VP
 from scoredyn.core.registry import PROCESSES
 from scoredyn.core.targets import GaussianMixture, mog6
-from scoredyn.samplers import karras_grid, ode, sigma_hat_to_t
+from scoredyn.samplers import karras_grid, ode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def labelled(ax) -> bool:
 
 
 def exact_score(target, process, sigma_hat: float, pts: np.ndarray) -> np.ndarray:
-    t = sigma_hat_to_t(process, torch.tensor([sigma_hat], dtype=torch.float64))[0]
+    t = process.sigma_hat_to_t(torch.tensor([sigma_hat], dtype=torch.float64))[0]
     return AnalyticField(target, process).score(torch.from_numpy(pts), t).numpy()
 
 

@@ -21,7 +21,7 @@ from ..core.processes import DDPMSchedule, Process
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..likelihood import bits_per_dim, dequantize, log_likelihood, variational_bound
-from ..samplers import sigma_hat_to_t, start_distribution
+from ..samplers import start_distribution
 
 __all__ = ["ESTIMATORS", "LikelihoodEstimate", "data_end_time", "estimate_likelihood", "source_field"]
 
@@ -88,7 +88,7 @@ def data_end_time(process: Process, sigma_min: float) -> float | None:
         raise ValueError(f"sigma_min must be >= 0, got {sigma_min}")
     if sigma_min == 0:
         return None
-    return float(sigma_hat_to_t(process, torch.tensor(sigma_min)))
+    return float(process.sigma_hat_to_t(torch.tensor(sigma_min)))
 
 
 def estimate_likelihood(

@@ -108,17 +108,16 @@ def score_error_profile(
     against the exact posterior mean. Returns one dict per level.
     """
     from ..core.fields import AnalyticField
-    from ..samplers import sigma_hat_to_t
 
     exact = AnalyticField(target, field.process)
     g = torch.Generator().manual_seed(seed)
     rows = []
     for sh in torch.as_tensor(sigma_hats, dtype=torch.float64):
-        t = sigma_hat_to_t(field.process, sh.reshape(1))[0]
+        t = field.process.sigma_hat_to_t(sh.reshape(1))[0]
         x = target.noised(field.process, t).sample(n, g)
         with torch.no_grad():
-            s_hat, x0_hat = field._score_and_denoise(x, t)
-            s, x0 = exact._score_and_denoise(x, t)
+            s_hat, x0_hat = field.score_and_denoise(x, t)
+            s, x0 = exact.score_and_denoise(x, t)
         rows.append(
             {
                 "sigma_hat": float(sh),

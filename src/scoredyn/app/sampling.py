@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..core.fields import AnalyticField, Field, OnProcess
+from ..core.fields import AnalyticField, Field, on_process
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
-from ..samplers import SampleResult, StepInfo, sigma_hat_to_t, start_distribution
+from ..samplers import SampleResult, StepInfo, start_distribution
 from .registry import LADDER_SIGMA_MAX, LADDER_SIGMA_MIN, make_grid, resolve_sampler
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def sample(
     kwargs = dict(recipe.kwargs)
     if grid_name == "constant":
         # plain Langevin: `steps` steps at the smallest level of the ladder
-        t_end = sigma_hat_to_t(proc, torch.tensor([LADDER_SIGMA_MIN], dtype=torch.float64))
+        t_end = proc.sigma_hat_to_t(torch.tensor([LADDER_SIGMA_MIN], dtype=torch.float64))
         times = t_end.repeat(steps)
         kwargs.setdefault("eta", 0.5 * LADDER_SIGMA_MIN**2)
     else:
@@ -111,7 +111,7 @@ def sample(
     if device != "cpu":
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
-    field = _field_on(_compiled(target.field, compile), proc) if trained else AnalyticField(target, proc)
+    field = on_process(_compiled(target.field, compile), proc) if trained else AnalyticField(target, proc)
     if label is not None:
         field = _guided(target, field, proc, label, guidance, trained)
     fused = _fused_langevin(recipe, target, trained, label, x, callback)
@@ -166,21 +166,6 @@ def _compiled(field: Field, compile: bool | str) -> Field:
                         labels=field.labels, compile=compile)  # fmt: skip
 
 
-def _field_on(field: Field, process) -> Field:
-    """The field itself under its own process, else read on ``process`` at equal SNR."""
-    if type(field.process) is type(process) and vars(field.process).keys() == vars(process).keys():
-        if all(_same(vars(field.process)[k], vars(process)[k]) for k in vars(process)):
-            return field
-    return OnProcess(field, process)
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        both = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
-        return both and a.shape == b.shape and bool((a == b).all())
-    return a == b
-
-
 def _guided(target, field: Field, process, label: int, weight: float, trained: bool) -> Field:
     """The field guided towards class ``label`` (``guidance.py``)."""
     from ..core.fields import ClassifierFreeGuidance, ClassifierGuidance, NetworkField, mixture_classifier
@@ -198,4 +183,4 @@ def _guided(target, field: Field, process, label: int, weight: float, trained: b
     cond = NetworkField(own.net, own.process, own.parameterization, sigma_data=own.sigma_data,
                         labels=torch.tensor(label))  # fmt: skip
     guided = ClassifierFreeGuidance(cond, own, weight)
-    return _field_on(guided, process)
+    return on_process(guided, process)

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import randn_like
-from ..samplers import sigma_hat_to_t
 
 __all__ = ["LangevinState", "Trajectory", "baoab_init", "baoab_step", "baoab", "field_force"]
 
@@ -198,7 +197,7 @@ def field_force(field: Field, sigma_hat: float, kT: float) -> ForceFn:
     """
     if not sigma_hat > 0:
         raise ValueError(f"sigma_hat must be positive, got {sigma_hat}")
-    t = sigma_hat_to_t(field.process, torch.tensor(float(sigma_hat), dtype=torch.float64))
+    t = field.process.sigma_hat_to_t(torch.tensor(float(sigma_hat), dtype=torch.float64))
     alpha = float(field.process.alpha(t))
 
     def force(x: Tensor) -> Tensor:

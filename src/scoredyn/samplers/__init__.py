@@ -6,7 +6,7 @@ from .ddim import ddim
 from .ddpm import ddpm
 from .dpm import dpm_solver_2m, unipc
 from .edm import edm_heun
-from .grids import ddpm_grid, geometric_sigma_grid, karras_grid, log_snr_grid, sigma_hat_to_t, uniform_grid
+from .grids import ddpm_grid, geometric_sigma_grid, karras_grid, log_snr_grid, uniform_grid
 from .langevin import annealed_langevin, langevin, score_drift
 from .ode import ode
 from .pc import predictor_corrector
@@ -34,7 +34,6 @@ __all__ = [
     "uniform_grid",
     "geometric_sigma_grid",
     "ddpm_grid",
-    "sigma_hat_to_t",
     "START_KINDS",
     "start_distribution",
     "svgd_direction",

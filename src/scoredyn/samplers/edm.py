@@ -11,7 +11,6 @@ from torch import Tensor
 from ..core.fields import Field
 from ..core.tensors import atleast_2d_points
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, forward_transition, noise
-from .grids import sigma_hat_to_t
 from .ode import _heun_step
 
 __all__ = ["edm_heun"]
@@ -76,7 +75,7 @@ def edm_heun(
         sigma_hat_i = process.sigma_hat(t_i) if S_churn > 0.0 else math.nan  # no churn: not needed
         gamma = min(S_churn / n, math.sqrt(2.0) - 1.0) if S_tmin <= sigma_hat_i <= S_tmax else 0.0
         if gamma > 0.0:
-            t_hat = torch.clamp(sigma_hat_to_t(process, (1.0 + gamma) * sigma_hat_i), min=t_i)
+            t_hat = torch.clamp(process.sigma_hat_to_t((1.0 + gamma) * sigma_hat_i), min=t_i)
             x_hat = forward_transition(process, x, t_i, t_hat, S_noise * noise(x, generator))
         else:
             t_hat, x_hat = t_i, x

@@ -25,7 +25,6 @@ __all__ = [
     "log_snr_grid",
     "geometric_sigma_grid",
     "ddpm_grid",
-    "sigma_hat_to_t",
 ]
 
 
@@ -34,13 +33,8 @@ def _check_steps(steps: int) -> None:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
 
-def sigma_hat_to_t(process: Process, sigma_hat: Tensor) -> Tensor:
-    """Times at which ``sigma / alpha`` equals ``sigma_hat`` (via ``lambda = -log sigma_hat``)."""
-    return process.log_snr_to_t(-torch.log(sigma_hat.to(torch.float64)))
-
-
 def _finish(process: Process, sigma_hat: Tensor, t_start: float | None) -> Tensor:
-    t = sigma_hat_to_t(process, sigma_hat)
+    t = process.sigma_hat_to_t(sigma_hat)
     # bisection lands within rounding of t_min at the floor of a VE ladder: snap it there
     t = torch.where(t - process.t_min < 1e-12 * (process.t_max - process.t_min), process.t_min, t)
     if t_start is not None:
@@ -124,7 +118,7 @@ def geometric_sigma_grid(
         [sigma_max * (sigma_min / sigma_max) ** (i / max(levels - 1, 1)) for i in range(levels)],
         dtype=torch.float64,
     )
-    return sigma_hat_to_t(process, s)
+    return process.sigma_hat_to_t(s)
 
 
 def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> Tensor:

@@ -9,16 +9,19 @@ from .files import (
     file_mode,
     load_samples,
 )
+from .progress import ProgressBar
 from .versions import __version__, versions
 
 __all__ = [
     "__version__",
     "versions",
     "file_mode",
+    "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_savez",
     "atomic_path",
     "load_samples",
+    "ProgressBar",
 ]

@@ -17,7 +17,6 @@ from ...core.registry import resolve_target
 from ...core.targets import GaussianMixture, random_mixture
 from ...kernels._triton import triton_runs_on
 from ...kernels.mixture_langevin import fused_annealed_langevin
-from ...samplers import sigma_hat_to_t
 from .record import best_time, record
 
 __all__ = ["run"]
@@ -60,7 +59,7 @@ def run(*, quick: bool, device: str, results=None) -> list[dict]:
     device = str(device)
     cuda = torch.device(device).type == "cuda"
     process = EDM()
-    grid = sigma_hat_to_t(process, torch.tensor([1.0], dtype=torch.float64))  # one level, sigma = 1
+    grid = process.sigma_hat_to_t(torch.tensor([1.0], dtype=torch.float64))  # one level, sigma = 1
     repeats = 2 if quick else 5
     records = []
     for n, dim, k, steps in _cases(quick, cuda):

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from ...core.fields import Field, NetworkField
+from ...core.fields import Field, NetworkField, on_process
 from ...core.registry import resolve_process
 from ...learning import build_net
 from ..registry import make_grid, resolve_sampler
-from ..sampling import _field_on
 from .record import best_time, record
 
 SAMPLERS = ("unipc", "dpm-solver-2m", "ode-heun", "ddim", "edm-heun")
@@ -73,7 +72,7 @@ def measure(name: str, field: NetworkField, n: int, steps: int, device: str, rep
     recipe = resolve_sampler(name)
     process = resolve_process(recipe.process)
     grid = make_grid(recipe.grid, process, steps, 10, **recipe.grid_kwargs)
-    on = _field_on(field, process)
+    on = on_process(field, process)
     x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float32).to(device)
     with torch.no_grad():
         nfe = recipe.fn(on, x, grid, **recipe.kwargs).nfe

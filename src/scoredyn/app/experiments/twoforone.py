@@ -38,7 +38,6 @@ from ...physics.systems import (
     reference_from_samples,
     score_samples,
 )
-from ...samplers import sigma_hat_to_t
 from ...util.files import atomic_savez, atomic_write_json
 
 __all__ = [
@@ -178,7 +177,7 @@ def multi_sigma_force(field: Field, sigmas: Sequence[float], kT: float, walkers:
     sig = torch.as_tensor(list(sigmas), dtype=torch.float64)
     if sig.ndim != 1 or not bool((sig > 0).all()):
         raise ValueError(f"sigmas must be positive, got {list(sigmas)}")
-    t = sigma_hat_to_t(field.process, sig).repeat_interleave(walkers)
+    t = field.process.sigma_hat_to_t(sig).repeat_interleave(walkers)
     alpha = field.process.alpha(t)[:, None]
 
     def force(x: Tensor) -> Tensor:

@@ -18,7 +18,6 @@ from torch import Tensor
 from ...core.fields import AnalyticField, Field
 from ...core.processes import Process
 from ...core.targets import GaussianMixture
-from ...samplers import sigma_hat_to_t
 
 Limits = tuple[float, float, float, float]
 
@@ -145,7 +144,7 @@ def time_of(process: Process, sigma_hat: float) -> float:
     """The time at which ``sigma / alpha = sigma_hat`` (``lambda = -log sigma_hat``)."""
     if sigma_hat <= 0:
         raise ValueError(f"sigma_hats must be positive, got {sigma_hat}")
-    t = float(sigma_hat_to_t(process, torch.tensor([float(sigma_hat)], dtype=torch.float64))[0])
+    t = float(process.sigma_hat_to_t(torch.tensor([float(sigma_hat)], dtype=torch.float64))[0])
     return min(max(t, process.t_min), process.t_max)
 
 

@@ -7,7 +7,7 @@ The score of the noised density ``p_t`` (Song et al. 2021, eq. 1; Tweedie: ``s =
     p_t = \\textstyle\\sum_k \\pi_k\\, \\mathcal N(\\alpha \\mu_k,\\ \\alpha^2 \\Sigma_k + \\sigma^2 I),
 
 drawn at the times where the noise-to-signal ratio ``sigma_hat = sigma / alpha`` takes the given
-values (``scoredyn.samplers.grids.sigma_hat_to_t``), so one call means the same noise under every
+values (``Process.sigma_hat_to_t``), so one call means the same noise under every
 process.
 """
 

@@ -1,37 +1,31 @@
-"""Score fields: the exact field of a mixture, a network's field in any parameterization, a field
-read on another process, guided fields and an evaluation counter; every conversion written once."""
+"""Score fields: the exact field of a mixture, a network's field in any parameterization, a field read
+on another process, guided fields and an evaluation counter; every conversion written once."""
 
-from .base import (
-    AnalyticField,
-    Coefficients,
-    CoefficientTable,
-    CountingField,
-    Field,
-    Prediction,
-    coefficients,
-    denoise_from_score,
-    per_sample_time,
-    score_from_denoise,
-    score_from_eps,
-)
+from .analytic import AnalyticField
+from .base import Field, Prediction, denoise_from_score, score_from_denoise, score_from_eps
+from .coefficients import Coefficients, CoefficientTable, broadcast_coefficient, coefficients, per_sample_time
+from .counting import CountingField
 from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
-from .network import PARAMETERIZATIONS, NetworkField, OnProcess
+from .network import PARAMETERIZATIONS, NetworkField
+from .on_process import OnProcess, on_process
 
 __all__ = [
     "Field",
-    "Coefficients",
-    "CoefficientTable",
     "Prediction",
     "AnalyticField",
     "CountingField",
     "NetworkField",
-    "OnProcess",
     "PARAMETERIZATIONS",
+    "OnProcess",
+    "on_process",
     "ClassifierGuidance",
     "ClassifierFreeGuidance",
     "mixture_classifier",
+    "Coefficients",
+    "CoefficientTable",
     "coefficients",
     "per_sample_time",
+    "broadcast_coefficient",
     "score_from_denoise",
     "denoise_from_score",
     "score_from_eps",

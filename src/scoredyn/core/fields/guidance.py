@@ -113,7 +113,7 @@ class ClassifierFreeGuidance(Field):
     def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
         return self._mix(self.cond.denoise(x, t), self.uncond.denoise(x, t))
 
-    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        sc, dc = self.cond._score_and_denoise(x, t)
-        su, du = self.uncond._score_and_denoise(x, t)
+    def score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        sc, dc = self.cond.score_and_denoise(x, t)
+        su, du = self.uncond.score_and_denoise(x, t)
         return self._mix(sc, su), self._mix(dc, du)

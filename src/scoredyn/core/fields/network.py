@@ -27,9 +27,10 @@ from torch import Tensor, nn
 
 from ..processes import Process
 from ..tensors import as_time
-from .base import Coefficients, Field, Prediction, _coef, coefficients, per_sample_time
+from .base import Field, Prediction
+from .coefficients import Coefficients, coefficients, per_sample_time
 
-__all__ = ["PARAMETERIZATIONS", "NetworkField", "OnProcess"]
+__all__ = ["PARAMETERIZATIONS", "NetworkField"]
 
 PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow")
 
@@ -149,65 +150,6 @@ class NetworkField(Field):
     def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
         return self.predict(x, t).eps
 
-    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    def score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         p = self.predict(x, t)
         return p.score, p.x0
-
-
-class OnProcess(Field):
-    """A field of one process read on another, at the time with the same signal-to-noise ratio.
-
-    ``x_t / alpha_t = x0 + (sigma_t / alpha_t) eps`` under every process, so a point ``x`` at time
-    ``t`` of the new process is the point ``(alpha'_u / alpha_t) x`` at the time ``u`` of the field's
-    own process where ``sigma / alpha`` is the same (Kingma et al. 2021, VDM, sec. 3.3: the
-    continuous-time model is invariant to the schedule except at its end points). The denoiser and the
-    noise prediction carry over unchanged; the score is rescaled, ``s_new(x) = c s_old(c x)``.
-    """
-
-    def __init__(self, field: Field, process: Process) -> None:
-        self.inner, self.process = field, process
-        self._last: tuple[float, Tensor, Tensor] | None = None
-        self._maps: dict[float, tuple[Tensor, Tensor]] = {}
-
-    def at_times(self, times: Tensor) -> OnProcess:
-        """The times of the field's own process mapped in one vectorised pass (one bisection for the
-        whole grid, not one per step), and the inner field prepared at them."""
-        times = as_time(times).reshape(-1)
-        u, c = self._map(times)
-        new = super().at_times(times)
-        new._maps = dict(zip(times.tolist(), zip(u.unbind(), c.unbind(), strict=True), strict=True))
-        new.inner = self.inner.at_times(u)
-        return new
-
-    def _map(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """The field's own time ``u`` and the scale ``c = alpha_old(u) / alpha_new(t)`` (cached)."""
-        t = as_time(t)
-        if t.ndim != 0:
-            u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
-            return u, self.inner.process.alpha(u) / self.process.alpha(t)
-        mapped = self._maps.get(float(t))
-        if mapped is not None:
-            return mapped
-        if self._last is None or self._last[0] != float(t):
-            u = self.inner.process.log_snr_to_t(self.process.log_snr(t))
-            self._last = (float(t), u, self.inner.process.alpha(u) / self.process.alpha(t))
-        return self._last[1], self._last[2]
-
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        u, c = self._map(t)
-        return self.inner.denoise(_coef(c, x) * x, u)
-
-    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
-        u, c = self._map(t)
-        return self.inner.eps(_coef(c, x) * x, u)
-
-    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
-        u, c = self._map(t)
-        c = _coef(c, x)
-        return c * self.inner.score(c * x, u)
-
-    def _score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        u, c = self._map(t)
-        c = _coef(c, x)
-        s, x0 = self.inner._score_and_denoise(c * x, u)
-        return c * s, x0

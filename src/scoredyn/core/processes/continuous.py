@@ -1,14 +1,5 @@
-"""Forward (noising) processes ``x_t = alpha(t) x_0 + sigma(t) eps`` (DESIGN.md, "the one convention").
-
-Each process supplies only coefficients. A subclass gives ``alpha``, ``sigma`` and their time
-derivatives ``d_alpha``, ``d_sigma`` in closed form; the SDE coefficients follow once, here:
-
-.. math::
-    f(t) = \\frac{d \\log \\alpha}{dt}, \\qquad g^2(t) = \\frac{d\\sigma^2}{dt} - 2 f(t) \\sigma^2(t),
-
-so that the forward SDE is ``dx = f x dt + g dw`` (Song et al. 2021, eq. 5; Kingma et al. 2021,
-app. A). ``log_snr`` is ``lambda(t) = log(alpha / sigma)``. All coefficients are float64.
-"""
+"""The continuous-time processes: VP (linear and cosine), sub-VP, VE, EDM, Ornstein–Uhlenbeck and the
+linear path of flow matching, each as ``alpha``, ``sigma`` and their derivatives in closed form."""
 
 from __future__ import annotations
 
@@ -17,92 +8,10 @@ import math
 import torch
 from torch import Tensor
 
-from .tensors import as_time
+from ..tensors import as_time
+from .base import Process
 
-__all__ = [
-    "Process",
-    "VP",
-    "SubVP",
-    "VE",
-    "EDM",
-    "OU",
-    "Linear",
-    "DDPMSchedule",
-]
-
-
-class Process:
-    """Base class: ``alpha``, ``sigma``, their derivatives, and what follows from them.
-
-    ``t_min`` is the cleanest time of the process (``sigma(t_min) = 0`` for every process here but
-    VE, whose ladder stops at ``sigma_min``) and ``t_max`` the noisiest.
-    """
-
-    name: str = "process"
-    t_min: float = 0.0
-    t_max: float = 1.0
-
-    # --- what a subclass supplies -------------------------------------------------------------
-    def alpha(self, t: float | Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def sigma(self, t: float | Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def d_alpha(self, t: float | Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def d_sigma(self, t: float | Tensor) -> Tensor:
-        raise NotImplementedError
-
-    # --- what follows, written once ------------------------------------------------------------
-    def f(self, t: float | Tensor) -> Tensor:
-        """Drift coefficient ``f(t) = d log alpha / dt``."""
-        return self.d_alpha(t) / self.alpha(t)
-
-    def d_sigma2(self, t: float | Tensor) -> Tensor:
-        """``d sigma^2 / dt = 2 sigma sigma'``; subclasses whose ``sigma'`` diverges where
-        ``sigma = 0`` (``sigma ~ sqrt(t)``: VP, OU) give its finite closed form."""
-        return 2.0 * self.sigma(t) * self.d_sigma(t)
-
-    def g2(self, t: float | Tensor) -> Tensor:
-        """Squared diffusion ``g(t)^2 = d sigma^2/dt - 2 f(t) sigma(t)^2``."""
-        return self.d_sigma2(t) - 2.0 * self.f(t) * self.sigma(t) ** 2
-
-    def log_snr(self, t: float | Tensor) -> Tensor:
-        """Half log signal-to-noise ratio ``lambda(t) = log alpha(t) - log sigma(t)``."""
-        return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
-
-    def sigma_hat(self, t: float | Tensor) -> Tensor:
-        """Noise-to-signal ratio ``sigma / alpha`` (the EDM ``sigma`` of the scaled process)."""
-        return self.sigma(t) / self.alpha(t)
-
-    def sigma_to_t(self, sigma: float | Tensor) -> Tensor:
-        """Inverse of ``sigma(t)`` (closed form where a subclass has one, else bisection)."""
-        return self._bisect(self.sigma, as_time(sigma), increasing=True)
-
-    def log_snr_to_t(self, lam: float | Tensor) -> Tensor:
-        """Inverse of ``lambda(t)``, by bisection (``lambda`` is strictly decreasing)."""
-        return self._bisect(self.log_snr, as_time(lam), increasing=False)
-
-    def _bisect(self, fn, target: Tensor, increasing: bool, iters: int = 200) -> Tensor:
-        lo = torch.full_like(target, self.t_min)
-        hi = torch.full_like(target, self.t_max)
-        for _ in range(iters):
-            mid = 0.5 * (lo + hi)
-            above = fn(mid) > target if increasing else fn(mid) < target
-            new_hi, new_lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
-            if torch.equal(new_hi, hi) and torch.equal(new_lo, lo):
-                break  # float64 has stopped moving the bounds: more halvings change nothing
-            hi, lo = new_hi, new_lo
-        return 0.5 * (lo + hi)
-
-    def marginal_sample(self, x0: Tensor, t: float | Tensor, eps: Tensor) -> Tensor:
-        """Forward sample ``x_t = alpha(t) x_0 + sigma(t) eps``."""
-        return (self.alpha(t) * x0 + self.sigma(t) * eps).to(x0.dtype)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(t_min={self.t_min}, t_max={self.t_max})"
+__all__ = ["VP", "SubVP", "VE", "EDM", "OU", "Linear"]
 
 
 class VP(Process):
@@ -316,91 +225,3 @@ class Linear(Process):
     def log_snr_to_t(self, lam):
         # lambda = log((1 - t) / t), so t = sigmoid(-lambda)
         return torch.sigmoid(-as_time(lam)).clamp(self.t_min, self.t_max)
-
-
-class DDPMSchedule(Process):
-    """The discrete DDPM schedule (Ho et al. 2020) as a process on ``t`` in ``[0, T]``.
-
-    Index ``t = n`` is the paper's ``x_n``: ``alpha(n)^2 = abar_n = prod_{i<=n} (1 - beta_i)``,
-    ``abar_0 = 1``. Between integers ``log abar`` is interpolated linearly, so ``f`` and ``g^2``
-    are piecewise constant (``g^2 = -log(1 - beta_n)``, about ``beta_n``). diffusers' timestep
-    index ``k`` is ``t = k + 1``.
-
-    Betas: ``linear`` (``1e-4 .. 0.02``, Ho et al.) or ``cosine`` (Nichol & Dhariwal 2021,
-    ``beta <= 0.999``).
-    """
-
-    def __init__(
-        self,
-        num_steps: int = 1000,
-        schedule: str = "linear",
-        beta_start: float = 1e-4,
-        beta_end: float = 0.02,
-    ) -> None:
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        if schedule == "linear":
-            betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
-        elif schedule == "cosine":
-            s = 0.008
-            n = torch.arange(num_steps + 1, dtype=torch.float64)
-            abar = torch.cos((n / num_steps + s) / (1 + s) * math.pi / 2) ** 2
-            betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
-        else:
-            raise ValueError(f"schedule must be 'linear' or 'cosine', got {schedule!r}")
-        self.num_steps, self.schedule, self.betas = num_steps, schedule, betas
-        self.name = f"ddpm-{schedule}"
-        self.t_min, self.t_max = 0.0, float(num_steps)
-        # log abar at integer times 0..T; log abar_0 = 0
-        self._log_1mb = torch.log1p(-betas)
-        self._log_abar = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(self._log_1mb, 0)])
-
-    @property
-    def alphas_cumprod(self) -> Tensor:
-        """``abar_n`` for ``n = 1..T`` (diffusers' ``alphas_cumprod``)."""
-        return torch.exp(self._log_abar[1:])
-
-    def _segment(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        t = t.clamp(0.0, float(self.num_steps))
-        n = torch.clamp(torch.ceil(t), min=1).long()  # t in (n-1, n]
-        return t, n
-
-    def _log_alpha2(self, t: Tensor) -> Tensor:
-        t, n = self._segment(t)
-        return self._log_abar[n - 1] + (t - (n - 1)) * self._log_1mb[n - 1]
-
-    def alpha(self, t):
-        return torch.exp(0.5 * self._log_alpha2(as_time(t)))
-
-    def sigma(self, t):
-        return torch.sqrt(-torch.expm1(self._log_alpha2(as_time(t))))
-
-    def f(self, t):
-        _, n = self._segment(as_time(t))
-        return 0.5 * self._log_1mb[n - 1]
-
-    def d_sigma2(self, t):
-        return -2.0 * self.f(t) * self.alpha(t) ** 2
-
-    def g2(self, t):
-        return -2.0 * self.f(t)
-
-    def d_alpha(self, t):
-        return self.f(t) * self.alpha(t)
-
-    def d_sigma(self, t):
-        t = as_time(t)
-        return -self.f(t) * self.alpha(t) ** 2 / self.sigma(t)
-
-    def sigma_to_t(self, sigma):
-        # invert the piecewise-linear log abar (decreasing in t)
-        target = torch.log1p(-(as_time(sigma) ** 2))
-        neg = -self._log_abar  # increasing
-        n = torch.searchsorted(neg, -target).clamp(1, self.num_steps)
-        frac = (target - self._log_abar[n - 1]) / self._log_1mb[n - 1]
-        return (n - 1).to(torch.float64) + frac
-
-    def betas_tilde(self) -> Tensor:
-        """Posterior variances ``beta_tilde_n = (1 - abar_{n-1}) / (1 - abar_n) beta_n``, n = 1..T."""
-        abar = torch.exp(self._log_abar)
-        return (1 - abar[:-1]) / (1 - abar[1:]) * self.betas
