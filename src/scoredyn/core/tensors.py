@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["as_time", "randn_like", "atleast_2d_points", "LOG_2PI"]
+__all__ = ["as_time", "randn_like", "randn_from", "atleast_2d_points", "positive_int", "positive_float", "LOG_2PI"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -28,6 +28,13 @@ def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
+def randn_from(generator: torch.Generator | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Standard normal draws of ``shape`` in ``like``'s dtype, made on the generator's device (the CPU
+    without one) and moved to ``like``'s: one generator gives the same draws wherever the data are."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+
+
 def atleast_2d_points(x: Tensor, dim: int | None = None, name: str = "x") -> Tensor:
     """Check that ``x`` is an ``(N, D)`` tensor of finite points (``D = dim`` when given); raise
     ``ValueError`` naming it otherwise. Returns ``x``."""
@@ -37,3 +44,21 @@ def atleast_2d_points(x: Tensor, dim: int | None = None, name: str = "x") -> Ten
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+def positive_int(value: int, name: str) -> int:
+    """``value`` if it is an integer ``>= 1`` (not a bool); else ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def positive_float(value: float, name: str) -> float:
+    """``value`` as a float if it is finite and ``> 0``; else ``ValueError`` naming it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v

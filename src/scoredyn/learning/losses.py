@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..core.fields import PARAMETERIZATIONS, Field, Prediction, coefficients
 from ..core.processes import Process
-from ..samplers.ddpm import _posterior
+from ..likelihood import vlb_kernel, vlb_prior_term, vlb_step_term, vlb_terms
 
 __all__ = [
     "TimeSampler",
@@ -470,41 +470,6 @@ class HutchinsonISMObjective(_ImplicitObjective):
 # --- the DDPM variational bound ----------------------------------------------------------------------
 
 
-_VARIANCES = ("beta", "beta_tilde")
-
-
-def _reverse_kernel(process: Process, variance: str) -> tuple[Tensor, Tensor]:
-    """For ``t = 0..T`` (index 0 unused): the factor ``c_t^2 / (2 sigma_t^2)`` of ``||x0 - x0hat||^2``
-    in ``L_{t-1}``, and the rest of ``L_{t-1}`` per dimension (nats), with reverse variance ``sigma_t^2``."""
-    if variance not in _VARIANCES:
-        raise ValueError(f"variance must be one of {', '.join(_VARIANCES)}, got {variance!r}")
-    steps = int(_num_steps(process))
-    factor, rest = torch.zeros(steps + 1, dtype=torch.float64), torch.zeros(steps + 1, dtype=torch.float64)
-    for t in range(1, steps + 1):
-        q = _posterior(process, float(t), float(t - 1))  # q.var: beta_tilde_t, q.var_ts: beta_t
-        var = q.var_ts if variance == "beta" or t == 1 else q.var  # beta_tilde_1 = 0: the decoder uses beta_1
-        factor[t] = q.c_x0**2 / (2.0 * var)
-        if t == 1:  # L_0: the Gaussian decoder's normalizer
-            rest[t] = 0.5 * math.log(2.0 * math.pi * var)
-        else:  # L_{t-1}: the KL's variance terms, 0 when sigma_t^2 = beta_tilde_t
-            r = q.var / var
-            rest[t] = 0.5 * (r - 1.0 - math.log(r))
-    return factor, rest
-
-
-def _step_term(kernel: tuple[Tensor, Tensor], t: Tensor, x0: Tensor, x0hat: Tensor) -> Tensor:
-    """``L_{t-1}`` per sample, in nats, for integer ``t`` (N,) (see ``VLBObjective``)."""
-    factor, rest = kernel
-    return factor[t].to(x0) * _sq(x0 - x0hat) + x0.shape[1] * rest[t].to(x0)
-
-
-def _prior_term(process: Process, x0: Tensor) -> Tensor:
-    """``L_T = KL(q(x_T | x0) || N(0, I))`` per sample, with ``q(x_T | x0) = N(sqrt(abar_T) x0, (1 - abar_T) I)``."""
-    abar = float(process.alpha(process.t_max)) ** 2
-    dim = x0.shape[1]
-    return 0.5 * (abar * _sq(x0) - dim * abar - dim * math.log1p(-abar))
-
-
 class VLBObjective(Objective):
     """The DDPM variational bound (Ho et al. 2020, eq. 5; Sohl-Dickstein et al. 2015), in nats.
 
@@ -533,7 +498,7 @@ class VLBObjective(Objective):
     def __init__(self, process: Process, *, variance: str = "beta", **options) -> None:
         super().__init__(process, **options)
         self.variance = variance
-        self._kernel = _reverse_kernel(process, variance)
+        self._kernel = vlb_kernel(process, variance)
 
     def lam_over_sigma2(self, t):
         raise ValueError("objective 'vlb' has no continuous time weight (it cannot use time='importance')")
@@ -542,40 +507,8 @@ class VLBObjective(Objective):
         t, eps = draws["t"], draws["eps"]
         alpha, sigma, _, _ = coefficients(self.process, t, x0)
         pred = field.predict(alpha * x0 + sigma * eps, t, y)
-        l_prev = _step_term(self._kernel, t.round().long(), x0, pred.x0)
-        return draws["w"].to(x0) * (_prior_term(self.process, x0) + _num_steps(self.process) * l_prev)
-
-
-def vlb_terms(
-    field: Field,
-    x0: Tensor,
-    process: Process,
-    generator: torch.Generator | None = None,
-    *,
-    variance: str = "beta",
-) -> Tensor:
-    """Every term of DDPM's bound (see ``VLBObjective``), exact in ``t``, one ``eps`` draw per term.
-
-    Args:
-        field: the model (its ``denoise`` gives ``x0hat``).
-        x0: data ``(N, D)``.
-        process: a ``DDPMSchedule``.
-        generator: the source of the noise.
-        variance: the reverse variance, ``"beta"`` or ``"beta_tilde"``.
-
-    Returns:
-        ``(N, T + 1)``: column ``k < T`` is ``L_k`` (``L_0`` the decoder), column ``T`` is ``L_T``;
-        the row sums are ``L_vlb`` per sample, in nats.
-    """
-    check("vlb", process)
-    kernel, steps = _reverse_kernel(process, variance), int(_num_steps(process))
-    columns = []
-    for t in range(1, steps + 1):
-        x_t = process.marginal_sample(x0, float(t), _randn(tuple(x0.shape), generator, x0))
-        x0hat = field.denoise(x_t, float(t))
-        columns.append(_step_term(kernel, torch.full((x0.shape[0],), t), x0, x0hat))
-    columns.append(_prior_term(process, x0))
-    return torch.stack(columns, 1)
+        l_prev = vlb_step_term(self._kernel, t.round().long(), x0, pred.x0)
+        return draws["w"].to(x0) * (vlb_prior_term(self.process, x0) + _num_steps(self.process) * l_prev)
 
 
 # --- the table, and the one check of a combination --------------------------------------------------
