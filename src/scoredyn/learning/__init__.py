@@ -1,5 +1,6 @@
-"""Learning a score field: objectives and time samplers, networks, the trainer (EMA, mixed precision,
-checkpoints, exact resume, DDP), typed configuration, data sets, and run folders."""
+"""Learning a score field: objectives and time samplers (``losses``), networks (``nets``), the trainer
+(EMA, mixed precision, exact resume; ``trainer``, ``distributed``, ``checkpoints``), typed configuration
+(``config``), data sets (``data``), and run folders (``runs``)."""
 
 from .checkpoints import (
     latest_checkpoint,
@@ -35,10 +36,10 @@ from .losses import (
     TimeSampler,
     UniformTime,
     make_objective,
-    vlb_terms,
 )
 from .nets import EGNN, MLP, NETS, FourierEmbedding, SinusoidalEmbedding, UNet, build_net
-from .trainer import TrainedModel, Trainer, TrainingDiverged, TrainResult, export_model, load_trained, read_run
+from .runs import TrainedModel, export_model, load_trained, read_run
+from .trainer import Trainer, TrainingDiverged, TrainResult
 
 __all__ = [
     "latest_checkpoint", "load_checkpoint", "optimizer_state_from_tensors", "optimizer_state_to_tensors",
@@ -47,7 +48,7 @@ __all__ = [
     "apply_overrides", "config_from_dict", "config_to_dict", "dump_toml", "load_toml", "validate",
     "DATASETS", "Dataset", "load_dataset",
     "OBJECTIVE_NAMES", "OBJECTIVES", "DiscreteTime", "ImportanceTime", "LogNormalTime", "Objective",
-    "TimeSampler", "UniformTime", "make_objective", "vlb_terms",
+    "TimeSampler", "UniformTime", "make_objective",
     "EGNN", "MLP", "NETS", "FourierEmbedding", "SinusoidalEmbedding", "UNet", "build_net",
     "TrainedModel", "Trainer", "TrainingDiverged", "TrainResult", "export_model", "load_trained", "read_run",
 ]

@@ -24,6 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import tomli_w
+
+from .losses import TIME_SAMPLERS
+
 __all__ = [
     "DataConfig",
     "ModelConfig",
@@ -39,9 +43,6 @@ __all__ = [
     "apply_overrides",
     "validate",
 ]
-
-TIME_SAMPLERS = ("default", "uniform", "importance", "lognormal")
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -172,15 +173,13 @@ def load_toml(path: str | os.PathLike) -> TrainConfig:
 
 
 def dump_toml(cfg: TrainConfig) -> str:
-    """The config as TOML text that :func:`load_toml` reads back to an equal config.
+    """The config as TOML text that :func:`load_toml` reads back to an equal config (written by ``tomli_w``,
+    under a comment line naming the file).
 
     Keys whose value is ``None`` are left out (TOML has no null), so they reload as their default.
     """
-    lines = ["# scoredyn training configuration"]
-    for name, values in config_to_dict(cfg).items():
-        lines += ["", f"[{name}]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
-    return "\n".join(lines) + "\n"
+    tables = {name: {k: v for k, v in values.items() if v is not None} for name, values in config_to_dict(cfg).items()}
+    return "# scoredyn training configuration\n\n" + tomli_w.dumps(tables)
 
 
 def apply_overrides(cfg: TrainConfig, overrides: Iterable[str]) -> TrainConfig:
@@ -311,34 +310,6 @@ def _number(value: Any) -> int | float | None:
             except ValueError:
                 pass
     return None
-
-
-# --- TOML writing ---------------------------------------------------------------------------------
-
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        # repr is the shortest string that reads back to the same double; TOML spells inf/nan alike
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else "-inf" if value < 0 else "inf")
-    if isinstance(value, str):
-        return '"' + "".join(_escape_char(c) for c in value) + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def _escape_char(c: str) -> str:
-    if c in _ESCAPES:
-        return _ESCAPES[c]
-    if ord(c) < 0x20 or ord(c) == 0x7F:
-        return f"\\u{ord(c):04x}"
-    return c
 
 
 def _did_you_mean(name: str, options: Iterable[str]) -> str:

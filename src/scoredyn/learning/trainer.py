@@ -1,26 +1,25 @@
-"""The trainer: one loop that fits a network to any objective, and loads what it wrote.
+"""The trainer: one loop that fits a network to any objective.
 
-One step (every objective of ``losses.py``):
+One step (every objective of ``losses``):
 
 1. draw the *global* batch of data indices and the objective's randomness (times, noise, probes)
    from the run's one generator — every rank draws the same, then takes its own slice, so a run on
-   ``W`` processes follows the same trajectory as one process with the same global batch;
+   ``W`` processes follows the same trajectory as one process with the same global batch
+   (``distributed``);
 2. per-sample loss on the slice, mean, backward (``DistributedDataParallel`` averages the ranks);
 3. a non-finite loss on any rank stops the run *before* the step: the last good checkpoint stays;
 4. clip the gradient norm, warm the learning rate up linearly, AdamW step, EMA update
    (``torch.optim.swa_utils.AveragedModel``).
 
-Checkpoints (``checkpoint.py``) hold the model, the EMA, the optimizer and the generator states, so
-a resumed run continues bit for bit. A run folder holds ``run.json`` (the config and what is needed
-to rebuild the field: data moments, ``sigma_data``, the parameterization), ``config.toml``,
-``metrics.jsonl`` and ``checkpoints/``; ``load_trained(DIR)`` rebuilds the field from it alone.
+Checkpoints (``checkpoints``) hold the model, the EMA, the optimizer and the generator states, so
+a resumed run continues bit for bit. The run folder it writes (``run.json``, ``config.toml``,
+``metrics.jsonl``, ``checkpoints/``) is described in ``runs``, where ``load_trained`` reads it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..core.fields import NetworkField
 from ..core.processes import Process
 from ..core.registry import resolve_process
-from ..core.targets import GaussianMixture
-from ..util.files import atomic_write_json, atomic_write_text, file_mode
+from ..util.files import atomic_write_json, atomic_write_text
+from ..util.progress import ProgressBar
 from ..util.versions import versions
 from .checkpoints import (
     latest_checkpoint,
@@ -46,15 +45,12 @@ from .checkpoints import (
 )
 from .config import TrainConfig, config_from_dict, config_to_dict, dump_toml, validate
 from .data import Dataset, load_dataset
+from .distributed import all_reduce, barrier, data_parallel, init_distributed
 from .losses import Objective, make_objective
-from .losses import check as check_objective
 from .nets import build_net
+from .runs import RUN_FILE, TrainedModel, net_kwargs
 
-__all__ = ["Trainer", "TrainResult", "TrainedModel", "TrainingDiverged", "load_trained", "read_run", "export_model"]
-
-RUN_FILE = "run.json"
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-PRETRAINED = ("digits",)  # shipped models: `--checkpoint digits` (benchmarks/train_digits.py made it)
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,43 +66,6 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     history: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> tuple[_Dist, torch.device]:
-    """Join the process group ``torchrun`` set up (gloo on the CPU, NCCL on CUDA), if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist(), torch.device(device)
-    import torch.distributed as dist
-
-    cuda = device.startswith("cuda")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return _Dist(dist.get_rank(), world), torch.device("cuda", local)
-    return _Dist(dist.get_rank(), world), torch.device("cpu")
-
-
-def _all_reduce(x: Tensor, dist_: _Dist, op: str = "sum") -> Tensor:
-    if dist_.world == 1:
-        return x
-    import torch.distributed as dist
-
-    x = x.clone()
-    dist.all_reduce(x, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM)
-    return x
 
 
 class Trainer:
@@ -131,7 +90,7 @@ class Trainer:
     ) -> None:
         validate(config)
         self.config = config
-        self.dist, self.device = _init_distributed(config.run.device)
+        self.ranks, self.device = init_distributed(config.run.device)
         self.out = Path(config.run.out)
         # a Dataset in memory (e.g. equilibrium samples), else the named one; config.data.name labels it
         self.data: Dataset = data if data is not None else load_dataset(
@@ -149,16 +108,15 @@ class Trainer:
             p_std=config.objective.p_std,
             probes=config.objective.probes,
             sigma_data=self.sigma_data,
+            parameterization=mc.parameterization or None,
         )
         self.parameterization = mc.parameterization or self.objective.default_parameterization
-        if objective is None:
-            check_objective(config.objective.name, self.process, self.parameterization, time=config.objective.time)
         if mc.conditional and self.data.num_classes == 0:
             raise ValueError(f"model.conditional needs labelled data; {config.data.name!r} has no labels")
         self.num_classes = self.data.num_classes if mc.conditional else 0
 
         torch.manual_seed(config.run.seed)  # network initialisation
-        self.model = build_net(mc.net, self.data.x.shape[1], self.num_classes, **_net_kwargs(config)).to(self.device)
+        self.model = build_net(mc.net, self.data.x.shape[1], self.num_classes, **net_kwargs(config)).to(self.device)
         ema_fn = get_ema_multi_avg_fn(config.optim.ema_decay)
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_fn, use_buffers=True)
         oc = config.optim
@@ -190,19 +148,22 @@ class Trainer:
         """Train until ``steps`` (default ``optim.steps``) steps have been taken in total."""
         cfg = self.config
         total = cfg.optim.steps if steps is None else steps
-        batch, world = cfg.optim.batch_size, self.dist.world
+        batch, world = cfg.optim.batch_size, self.ranks.world
         if batch % world:
             raise ValueError(f"optim.batch_size ({batch}) must be divisible by the number of processes ({world})")
         train_net = self._wrapped()
         train_field = NetworkField(train_net, self.process, self.parameterization, sigma_data=self.sigma_data)
-        shard = slice(self.dist.rank * batch // world, (self.dist.rank + 1) * batch // world)
-        if self.dist.main:
+        shard = slice(self.ranks.rank * batch // world, (self.ranks.rank + 1) * batch // world)
+        if self.ranks.main:
             self._write_run_files()
         history: list[dict] = []
         start_step, t0 = self.step, time.perf_counter()
         loss_sum, loss_count, last_loss = 0.0, 0, float("nan")
         amp = cfg.run.amp and self.device.type == "cuda"
-        with _progress(cfg.run.progress and self.dist.main, total, self.step) as bar:
+        bar = ProgressBar("train", total, enabled=cfg.run.progress and self.ranks.main, done=self.step, every=10,
+                          columns=("loss {task.fields[loss]:.4g}", "{task.fields[rate]:.0f} samples/s"),
+                          fields={"loss": math.nan, "rate": 0.0})  # fmt: skip
+        with bar:
             while self.step < total:
                 x0, y, draws = self._draw(batch)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
@@ -210,7 +171,7 @@ class Trainer:
                         train_field, x0[shard], None if y is None else y[shard], {k: v[shard] for k, v in draws.items()}
                     )
                 loss = per_sample.float().mean()
-                finite = _all_reduce(torch.isfinite(loss).to(torch.float32).reshape(1), self.dist, "min")
+                finite = all_reduce(torch.isfinite(loss).to(torch.float32).reshape(1), self.ranks, "min")
                 if float(finite) < 1.0:
                     raise TrainingDiverged(
                         f"loss is not finite at step {self.step + 1} (lower optim.lr or raise objective.t_min); "
@@ -225,7 +186,7 @@ class Trainer:
                 self.ema.update_parameters(self.model)
                 self.step += 1
 
-                global_loss = float(_all_reduce(loss.detach().reshape(1), self.dist)) / world
+                global_loss = float(all_reduce(loss.detach().reshape(1), self.ranks)) / world
                 loss_sum, loss_count, last_loss = loss_sum + global_loss, loss_count + 1, global_loss
                 if self.step % cfg.run.log_every == 0 or self.step == total:
                     rate = (self.step - start_step) * batch / max(time.perf_counter() - t0, 1e-9)
@@ -238,12 +199,12 @@ class Trainer:
                     }
                     loss_sum, loss_count = 0.0, 0
                     history.append(record)
-                    if self.dist.main:
+                    if self.ranks.main:
                         self._log(record)
                 if self.step % cfg.run.ckpt_every == 0 or self.step == total:
                     self.save()
                 elapsed = max(time.perf_counter() - t0, 1e-9)
-                bar.advance(self.step, last_loss, (self.step - start_step) * batch / elapsed)
+                bar.update(self.step, loss=last_loss, rate=(self.step - start_step) * batch / elapsed)
         seconds = time.perf_counter() - t0
         rate = (self.step - start_step) * batch / max(seconds, 1e-9)
         return TrainResult(self.step, last_loss, seconds, rate, history)
@@ -252,11 +213,7 @@ class Trainer:
         net: nn.Module = self.model
         if self.config.run.compile:
             net = torch.compile(net)
-        if self.dist.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        return net
+        return data_parallel(net, self.ranks, self.device)
 
     def _draw(self, batch: int) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         """The global batch and all its randomness, from the run's one generator."""
@@ -305,7 +262,7 @@ class Trainer:
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0; the others wait)."""
         path = None
-        if self.dist.main:
+        if self.ranks.main:
             opt_tensors, opt_meta = optimizer_state_to_tensors(self.optimizer)
             tensors = {
                 "model": self.model.state_dict(),
@@ -315,10 +272,7 @@ class Trainer:
             }
             meta = {"optim": opt_meta, "config": config_to_dict(self.config), "versions": versions()}
             path = save_checkpoint(self.out / "checkpoints", self.step, tensors, meta, keep=self.config.run.keep)
-        if self.dist.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        barrier(self.ranks)
         return path
 
     def _resume(self) -> None:
@@ -333,18 +287,9 @@ class Trainer:
         restore_rng({"train": self.generator}, tensors["rng"])
         self.step = int(meta["step"])
         log = self.out / "metrics.jsonl"
-        if self.dist.main and log.exists():  # drop records written after the checkpoint
+        if self.ranks.main and log.exists():  # drop records written after the checkpoint
             lines = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
             atomic_write_text(log, "".join(ln + "\n" for ln in lines))
-
-
-def _net_kwargs(config: TrainConfig) -> dict:
-    mc = config.model
-    if mc.net == "mlp":
-        return {"hidden": mc.hidden, "depth": mc.depth, "emb_dim": mc.emb_dim}
-    if mc.net == "egnn":
-        return {"hidden": mc.hidden, "depth": mc.depth, "emb_dim": mc.emb_dim, "n_particles": mc.particles}
-    return {"channels": mc.channels, "channel_mult": tuple(mc.channel_mult), "emb_dim": mc.emb_dim}
 
 
 # bookkeeping options that may differ between a run and its resumption
@@ -361,121 +306,3 @@ def _check_same_run(saved: TrainConfig, current: TrainConfig) -> None:
                     f"cannot resume: {name} is {b[section][key]!r} but the checkpoint was trained with {value!r} "
                     f"(use a new --out, or the same setting)"
                 )
-
-
-class _progress:
-    """A rich progress bar with the loss and the rate, or nothing (``enabled=False``)."""
-
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.enabled, self.total, self.done = enabled, total, done
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4g}"),
-                TextColumn("{task.fields[rate]:.0f} samples/s"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, completed=self.done, loss=math.nan, rate=0.0)
-        return self
-
-    def advance(self, step: int, loss: float, rate: float) -> None:
-        if self.enabled and (step % 10 == 0 or step == self.total):
-            self.bar.update(self.task, completed=step, loss=loss, rate=rate)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-
-# --- loading a run ---------------------------------------------------------------------------
-
-
-@dataclass
-class TrainedModel:
-    """A trained run rebuilt from its folder: the field, the config, and the data's moments."""
-
-    field: NetworkField
-    config: TrainConfig
-    info: dict
-    step: int
-    directory: str
-
-    @property
-    def field_dim(self) -> int:
-        return int(self.info["dim"])
-
-    def moments_law(self) -> GaussianMixture:
-        """The Gaussian with the training data's mean and covariance (a start for the samplers).
-        A jitter of ``1e-6`` times the mean variance keeps it proper where pixels are constant."""
-        mean = torch.tensor(self.info["data_mean"], dtype=torch.float64)
-        cov = torch.tensor(self.info["data_cov"], dtype=torch.float64).reshape(mean.numel(), -1)
-        cov = cov + 1e-6 * float(torch.diagonal(cov).mean()) * torch.eye(mean.numel(), dtype=torch.float64)
-        return GaussianMixture([1.0], mean[None], cov[None], name="data-moments")
-
-
-def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
-    """A run folder's ``run.json`` and config, without its weights: ``(folder, info, config)``.
-    A name in ``PRETRAINED`` (e.g. ``"digits"``) that is not a run folder here is the shipped model."""
-    directory = Path(directory)
-    if not (directory / RUN_FILE).exists() and str(directory) in PRETRAINED:
-        directory = PRETRAINED_DIR / str(directory)
-    run_file = directory / RUN_FILE
-    if not run_file.exists():
-        raise ValueError(f"{directory} is not a scoredyn run folder (no {RUN_FILE})")
-    try:
-        info = json.loads(run_file.read_text())
-        return directory, info, config_from_dict(info["config"])
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{run_file} is not a valid run file: {err}") from None
-
-
-def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
-    """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
-    ``model.safetensors`` with the weights alone, as shipped models have); see ``read_run``."""
-    directory, info, config = read_run(directory)
-    net = build_net(config.model.net, info["dim"], info["num_classes"], **_net_kwargs(config))
-    sidecar = latest_checkpoint(directory / "checkpoints")
-    if sidecar is not None:
-        tensors, meta = load_checkpoint(sidecar)
-        step = int(meta["step"])
-        if ema:
-            prefix = "module."
-            state = {k[len(prefix) :]: v for k, v in tensors["ema"].items() if k.startswith(prefix)}
-        else:
-            state = tensors["model"]
-    elif (directory / "model.safetensors").exists():
-        from safetensors.torch import load_file
-
-        state, step = load_file(str(directory / "model.safetensors")), int(info.get("step", 0))
-    else:
-        raise ValueError(f"{directory} has no checkpoint and no model.safetensors")
-    net.load_state_dict(state)
-    net.eval().requires_grad_(False).to(device)
-    process = resolve_process(config.objective.process)
-    field_ = NetworkField(net, process, info["parameterization"], sigma_data=info["sigma_data"])
-    return TrainedModel(field_, config, info, step, str(directory))
-
-
-def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Write the EMA weights of a run's newest checkpoint as ``dest/model.safetensors`` beside a
-    copy of its ``run.json`` (with the step): a small folder ``load_trained`` reads (no optimizer)."""
-    from safetensors.torch import save_file
-
-    model = load_trained(run_dir)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.field.net.state_dict().items()}
-    tmp = dest / ".model.safetensors.tmp"
-    save_file(state, str(tmp))
-    os.chmod(tmp, file_mode())
-    os.replace(tmp, dest / "model.safetensors")
-    atomic_write_json(dest / RUN_FILE, {**model.info, "step": model.step})
-    return dest

@@ -28,8 +28,8 @@ from scoredyn.learning.losses import (
     UniformTime,
     check,
     make_objective,
-    vlb_terms,
 )
+from scoredyn.likelihood import vlb_terms
 
 Z = 4.0  # standard errors allowed in a Monte-Carlo comparison
 
@@ -255,7 +255,7 @@ def test_lognormal_time_gives_edm_sigma_distribution(process):
 
 
 def test_importance_time_matches_its_density_and_is_unbiased():
-    """The seed text's pi(t) ∝ 1 / sigma^2 on VP, t in [1e-3, 1]."""
+    """Times drawn with pi(t) ∝ 1 / sigma^2 on VP, t in [1e-3, 1]."""
     process, t_min = VP(), 1e-3
 
     def q(t):
@@ -278,7 +278,7 @@ def test_importance_time_matches_its_density_and_is_unbiased():
     truth /= 1.0 - t_min
     est, se = mean_se(w * fn(t))
     assert abs(est - truth) < Z * se, (est, truth, se)
-    # and with far less variance than uniform times (the seed's point)
+    # and with far less variance than uniform times (the point of importance sampling)
     tu, _ = UniformTime(process, t_min).sample(n, gen(18))
     assert float((w * fn(t)).var()) < 0.01 * float(fn(tu).var())
 
@@ -350,6 +350,7 @@ def test_gradients_flow_and_draws_are_deterministic(name):
 
 
 def test_registry_and_defaults():
+    assert all(cls.name == name for name, cls in OBJECTIVES.items())  # the table's key is the class's name
     assert (
         set(OBJECTIVE_NAMES)
         == set(OBJECTIVES)
@@ -382,6 +383,12 @@ def test_registry_and_defaults():
         (lambda: make_objective("eps", VP(), t_min=1.5), "t_min must be in"),
         (lambda: check("eps", DDPMSchedule(10), "flow"), "parameterization 'flow' needs a continuous process"),
         (lambda: check("eps", VP(), "bogus"), "parameterization must be one of"),
+        (lambda: make_objective("eps", DDPMSchedule(10), parameterization="flow"), "'flow' needs a continuous"),
+        (lambda: make_objective("eps", VP(), parameterization="bogus"), "parameterization must be one of"),
+        # the objective's own rule comes before the parameterization's
+        (lambda: make_objective("cfm", DDPMSchedule(10), parameterization="flow"), "'cfm' needs a continuous"),
+        (lambda: OBJECTIVES["cfm"](DDPMSchedule(10)), "'cfm' needs a continuous process"),
+        (lambda: OBJECTIVES["vlb"](VP()), "needs the discrete DDPMSchedule"),
         (lambda: UniformTime(DDPMSchedule(10)), "use DiscreteTime"),
         (lambda: DiscreteTime(VP()), "DiscreteTime needs the discrete DDPMSchedule"),
         (lambda: LogNormalTime(VP(), p_std=0.0), "p_std must be positive"),

@@ -125,7 +125,7 @@ def test_embedding_values():
 
 
 def test_build_net_errors():
-    assert NETS == ("mlp", "unet", "egnn")
+    assert tuple(NETS) == ("mlp", "unet", "egnn")
     assert isinstance(build_net("unet", 64), UNet) and isinstance(build_net("mlp", 3, 2), MLP)
     with pytest.raises(ValueError, match="unknown net 'resnet'.*mlp, unet, egnn"):
         build_net("resnet", 2)

@@ -180,6 +180,27 @@ def test_run_folder_rebuilds_the_field_alone(tmp_path, uninterrupted):
     assert torch.equal(trained.field.denoise(x, 0.5), trainer.field().denoise(x, 0.5))
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["objective.process=ddpm", "model.parameterization=flow"], "parameterization 'flow' needs a continuous"),
+        (["model.parameterization=bogus"], "parameterization must be one of"),
+        (["objective.name=cfm", "objective.process=ddpm", "model.parameterization=flow"], "'cfm' needs a continuous"),
+        (["objective.name=vlb"], "'vlb' needs the discrete DDPMSchedule"),
+    ],
+)
+def test_the_objective_checks_the_configured_combination(tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(small_config(tmp_path, *extra))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_progress_bar_shows_loss_and_rate(tmp_path, capsys):
+    Trainer(small_config(tmp_path, "run.progress=true", "optim.steps=12")).fit()
+    err = capsys.readouterr().err
+    assert "train" in err and "loss " in err and "samples/s" in err and "12/12" in err
+
+
 def test_conditional_training_uses_the_null_class_for_dropped_labels(tmp_path):
     trainer = Trainer(small_config(tmp_path, "model.conditional=true", "model.label_dropout=0.5"))
     _, y, _ = trainer._draw(4000)
@@ -231,7 +252,7 @@ def test_config_is_frozen_and_overrides_return_new_configs(tmp_path):
 
 
 def test_compiled_training_follows_eager(tmp_path, uninterrupted):
-    """``run.compile=true`` trains the same model as eager (issue 8: compiled paths against eager). One
+    """``run.compile=true`` trains the same model as eager (the compiled path checked against eager). One
     torch.compile of forward and backward (~20-40 s here). Inductor fuses and reorders float32
     arithmetic, so parameters agree to float32 rounding amplified over 30 AdamW steps, not bit for
     bit: measured 1.2e-7 (logged losses equal to 4 digits); asserted 1e-4 relative on the losses and

@@ -58,6 +58,15 @@ def test_toml_round_trip(tmp_path, cfg):
     assert isinstance(back.model.channel_mult, tuple)
 
 
+def test_toml_text_has_the_header_and_leaves_out_none():
+    text = dump_toml(TrainConfig())
+    assert text.startswith("# scoredyn training configuration\n")
+    # TOML has no null: a None value is left out, so it reloads as the default
+    cfg = dataclasses.replace(TrainConfig(), run=dataclasses.replace(RunConfig(), out=None))
+    run = tomllib.loads(dump_toml(cfg))["run"]
+    assert "out" not in run and run["seed"] == 0
+
+
 def test_dict_round_trip_is_json():
     cfg = _custom()
     d = json.loads(json.dumps(config_to_dict(cfg)))
