@@ -25,9 +25,10 @@ import torch  # noqa: E402
 from _record import record, write  # noqa: E402
 
 from scoredyn.app.experiments.alanine_twoforone import SIGMAS, compare_alanine, train_alanine  # noqa: E402
+from scoredyn.app.experiments.figures import ramachandran_figure  # noqa: E402
 from scoredyn.app.viz import save_figure  # noqa: E402
-from scoredyn.physics.alanine import AlanineSettings, openmm_reference, ramachandran_figure  # noqa: E402
-from scoredyn.util.files import atomic_write_json  # noqa: E402
+from scoredyn.physics.alanine import AlanineSettings, openmm_reference  # noqa: E402
+from scoredyn.util import atomic_write_json  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Two for one (issue 7; Arts et al. 2023): one denoiser per system, scored as an i.i.d. sampler and as
+"""Two for one (Arts et al. 2023): one denoiser per system, scored as an i.i.d. sampler and as
 a force field for Langevin MD, on the 2-D double well, Müller–Brown and DW-4.
 
     OMP_NUM_THREADS=1 python benchmarks/physics_twoforone.py [--steps N] [--out runs/twoforone] [--quick]
@@ -7,8 +7,8 @@ Trains (or reuses) a model per system under OUT/SYSTEM/model, writes OUT/SYSTEM/
 figures, records one line per system and route in benchmarks/results/physics_twoforone.json
 (value: free-energy error in kT; baseline: the Monte-Carlo floor of fresh exact/reference samples of
 the same size for the i.i.d. route, the same MD with the true force for the MD route; the records of
-systems not run are kept), and prints the tables. The issue's aim is a free-energy error below 0.3 kT
-for both routes on all three systems.
+systems not run are kept), and prints the tables. The aim is a free-energy error below 0.3 kT for
+both routes on all three systems.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ __all__ = [
     "interatomic_distances",
     "distance_histogram",
     "integrated_autocorr_time",
+    "bin_edges",
     "POPULATED_THRESHOLD",
 ]
 
@@ -82,7 +83,13 @@ class Surface:
         return f - f[torch.isfinite(f)].min()
 
 
-def _edges(edges: Tensor | np.ndarray | list[float], name: str = "edges") -> Tensor:
+def bin_edges(edges: Tensor | np.ndarray | list[float], name: str = "edges") -> Tensor:
+    """Histogram bin edges as a float64 tensor (B+1,), checked to be strictly increasing.
+
+    Args:
+        edges: (B+1,) bin edges, B >= 1.
+        name: the argument's name in the error message.
+    """
     e = torch.as_tensor(edges, dtype=torch.float64)
     if e.ndim != 1 or e.numel() < 2 or not bool((e.diff() > 0).all()):
         raise ValueError(f"{name} must be a strictly increasing 1-D sequence of at least 2 values")
@@ -118,7 +125,7 @@ def free_energy_profile(values: Tensor, edges, kT: float) -> Profile:
         edges: (B+1,) increasing bin edges.
         kT: thermal energy.
     """
-    e = _edges(edges)
+    e = bin_edges(edges)
     values = values.reshape(-1)
     if values.numel() == 0:
         raise ValueError("values is empty")
@@ -127,7 +134,7 @@ def free_energy_profile(values: Tensor, edges, kT: float) -> Profile:
 
 def free_energy_surface(x: Tensor, xedges, yedges, kT: float) -> Surface:
     """2-D free-energy surface ``F(x, y) = -kT log p(x, y)`` from samples ``x`` (N, 2)."""
-    xe, ye = _edges(xedges, "xedges"), _edges(yedges, "yedges")
+    xe, ye = bin_edges(xedges, "xedges"), bin_edges(yedges, "yedges")
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"x must be (N, 2), got {tuple(x.shape)}")
     counts, _, _ = np.histogram2d(*x.detach().to(torch.float64).cpu().numpy().T, bins=(xe.numpy(), ye.numpy()))
@@ -201,7 +208,7 @@ def interatomic_distances(x: Tensor, n_particles: int) -> Tensor:
 def distance_histogram(x: Tensor, n_particles: int, edges) -> Tensor:
     """Normalised histogram (bin masses, (B,)) of all interatomic distances of ``x`` (N, n_particles * d)."""
     d = interatomic_distances(x, n_particles).reshape(-1)
-    return _histogram(d, _edges(edges)) / d.numel()
+    return _histogram(d, bin_edges(edges)) / d.numel()
 
 
 def integrated_autocorr_time(series: Tensor | np.ndarray, c: float = 5.0) -> float:

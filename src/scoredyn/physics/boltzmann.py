@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .analysis import Profile, Surface, _edges
+from .analysis import Profile, Surface, bin_edges
 from .potentials import Box, DoubleWell2D, DoubleWellPairs, MullerBrown, Potential
 
 __all__ = ["Boltzmann", "DensityGrid", "double_well", "muller_brown", "dw4"]
@@ -143,7 +143,7 @@ class Boltzmann:
         the bin edges themselves, so that each bin mass is a sum of whole trapezoids.
         ``direction``: coordinate index or a vector (normalised here).
         """
-        e = _edges(edges)
+        e = bin_edges(edges)
         (x0, x1), (y0, y1) = self._box(None)
         if isinstance(direction, int):
             u = torch.eye(2, dtype=torch.float64)[direction]
@@ -167,7 +167,7 @@ class Boltzmann:
     def surface(self, xedges, yedges, refine: int = 8) -> Surface:
         """Exact cell masses of the 2-D density on ``xedges`` x ``yedges``: the midpoint rule on
         ``refine x refine`` sub-cells per cell, normalised by ``Z`` (cells may extend past the box)."""
-        xe, ye = _edges(xedges, "xedges"), _edges(yedges, "yedges")
+        xe, ye = bin_edges(xedges, "xedges"), bin_edges(yedges, "yedges")
 
         def midpoints(edges: Tensor) -> tuple[Tensor, Tensor]:
             t = (torch.arange(refine, dtype=torch.float64) + 0.5) / refine

@@ -1,4 +1,4 @@
-"""Langevin molecular dynamics with any force: BAOAB (Leimkuhler & Matthews 2013), and a denoiser as a force.
+"""Langevin molecular dynamics with any force: BAOAB (Leimkuhler & Matthews 2013).
 
 The underdamped Langevin equation, with mass ``m``, friction ``gamma`` and thermal energy ``kT``,
 
@@ -6,27 +6,27 @@ The underdamped Langevin equation, with mass ``m``, friction ``gamma`` and therm
     dx = v\\,dt, \\qquad m\\,dv = F(x)\\,dt - \\gamma m v\\,dt + \\sqrt{2 \\gamma m kT}\\, dW,
 
 has the Boltzmann density ``exp(-U / kT)`` as its configurational equilibrium when ``F = -grad U``.
-BAOAB splits one step into a half kick (B), a half drift (A), the exact Ornstein–Uhlenbeck velocity
-update (O), a half drift and a half kick; its configurational bias is ``O(dt^2)`` (and zero for a
-harmonic potential). ``force_fn`` may be any callable ``(N, D) -> (N, D)``: the true force, or
-``kT * score`` of a trained field (``field_force``), as in Arts et al. (2023), "Two for one".
+BAOAB (Leimkuhler & Matthews 2013, "Rational construction of stochastic numerical methods for
+molecular sampling", AMRX 2013, 34) splits one step into a half kick (B), a half drift (A), the exact
+Ornstein–Uhlenbeck velocity update (O), a half drift and a half kick; its configurational bias is
+``O(dt^2)`` (and zero for a harmonic potential). ``force_fn`` may be any callable ``(N, D) -> (N, D)``:
+the true force, or ``kT * score`` of a trained field (``forces.field_force``), as in Arts et al.
+(2023), "Two for one". The integrator is ``baoab_init`` + ``baoab_step`` and the loop ``baoab``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..core.fields import Field
 from ..core.tensors import randn_like
+from ..util import ProgressBar
+from .forces import ForceFn
 
-__all__ = ["LangevinState", "Trajectory", "baoab_init", "baoab_step", "baoab", "field_force"]
-
-ForceFn = Callable[[Tensor], Tensor]
+__all__ = ["LangevinState", "Trajectory", "baoab_init", "baoab_step", "baoab"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def baoab(
     """Run ``n_steps`` of BAOAB Langevin dynamics for ``N`` independent walkers at once.
 
     Args:
-        force_fn: ``(N, D) -> (N, D)`` force (true ``-grad U``, or ``field_force(...)``).
+        force_fn: ``(N, D) -> (N, D)`` force (true ``-grad U``, or ``forces.field_force(...)``).
         x0: (N, D) start positions (one row per walker); not modified.
         dt, friction, kT: time step, friction ``gamma`` (1 / time), thermal energy.
         n_steps: number of steps; frames are saved every ``save_every`` steps (and at step 0).
@@ -172,61 +172,11 @@ def baoab(
     knobs = dict(kT=kT, masses=_masses(masses, x0), generator=generator, remove_com=remove_com)
     state = baoab_init(force_fn, x0, v0=v0, **knobs)
     frames = [state.x]
-    with _Bar(progress, n_steps) as bar:
+    with ProgressBar("md", n_steps, enabled=progress, every=100) as bar:
         for k in range(1, n_steps + 1):
             state = baoab_step(state, force_fn, dt=dt, friction=friction, **knobs)
             if k % save_every == 0:
                 frames.append(state.x)
-            bar.advance(k)
+            bar.update(k)
     times = dt * save_every * torch.arange(len(frames), dtype=torch.float64)
     return Trajectory(torch.stack(frames), times, state)
-
-
-def field_force(field: Field, sigma_hat: float, kT: float) -> ForceFn:
-    """A denoiser as a force field (Arts et al. 2023, "Two for one", sec. 2): ``F(x) = kT s(x, sigma_hat)``.
-
-    The score is that of the data smoothed by noise of standard deviation ``sigma_hat``,
-    ``p_0 * N(0, sigma_hat^2 I)``, whatever the process: at the time ``t`` with ``sigma / alpha =
-    sigma_hat``, ``x_t / alpha`` has that law, so
-
-    .. math::
-        F(x) = kT\\, \\alpha(t)\\, s_\\theta(\\alpha(t)\\, x, t).
-
-    (For VE/EDM ``alpha = 1``; for VP it removes the small shrinkage ``alpha < 1``.) ``sigma_hat``
-    trades the bias of smoothing (``O(sigma_hat^2)``) against the network's error at low noise.
-    """
-    if not sigma_hat > 0:
-        raise ValueError(f"sigma_hat must be positive, got {sigma_hat}")
-    t = field.process.sigma_hat_to_t(torch.tensor(float(sigma_hat), dtype=torch.float64))
-    alpha = float(field.process.alpha(t))
-
-    def force(x: Tensor) -> Tensor:
-        return (kT * alpha) * field.score(alpha * x, t)
-
-    return force
-
-
-class _Bar:
-    """A rich progress bar over the steps, or nothing (``enabled=False``)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            columns = (TextColumn("md"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            self.bar = Progress(*columns, console=Console(stderr=True))
-            self.bar.start()
-            self.task = self.bar.add_task("md", total=self.total)
-        return self
-
-    def advance(self, step: int) -> None:
-        if self.enabled and (step % 100 == 0 or step == self.total):
-            self.bar.update(self.task, completed=step)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()

@@ -1,4 +1,5 @@
-"""The systems of the "two for one" study, and how samples of them are scored against the reference.
+"""The systems of the "two for one" study (Arts et al. 2023, "Two for one", JCTC 19, 6151), and how
+samples of them are scored against the reference.
 
 Each system fixes its Boltzmann target, its reaction coordinate (``x`` for the 2-D potentials; the
 interatomic distance, all pairs pooled, for DW-4), the bins of the free-energy profile and of the
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..util.files import atomic_savez
+from ..util import atomic_savez
 from .analysis import (
     Profile,
     distance_histogram,
@@ -36,6 +37,7 @@ __all__ = [
     "System",
     "Reference",
     "get_system",
+    "density_grid",
     "equilibrium_samples",
     "reference_for",
     "reference_from_samples",
@@ -95,7 +97,7 @@ def get_system(name: str) -> System:
     if name == "double-well":
         edges = torch.linspace(-2.0, 2.0, 41, dtype=torch.float64)
         js = (torch.linspace(-2.2, 2.2, 45, dtype=torch.float64), torch.linspace(-4.0, 4.0, 41, dtype=torch.float64))
-        # slowest relaxation: well populations, time constant ~20 (tests/test_physics.py)
+        # slowest relaxation: well populations, time constant ~20 (tests/physics/test_integrators.py)
         return System(name, double_well(), edges, js, None, 0.05, 50.0, 100.0, 10, "x")
     if name == "muller-brown":
         edges = torch.linspace(-1.8, 1.3, 32, dtype=torch.float64)
@@ -111,7 +113,10 @@ def get_system(name: str) -> System:
 
 
 @functools.lru_cache(maxsize=4)
-def _density_grid(name: str) -> DensityGrid:
+def density_grid(name: str) -> DensityGrid:
+    """The exact density of the 2-D system ``name`` on 801 x 801 nodes over its box
+    (``Boltzmann.density_grid``), computed once per system: the source of its i.i.d. equilibrium
+    samples and of the contours drawn under them."""
     return get_system(name).target.density_grid(801)
 
 
@@ -136,7 +141,7 @@ def equilibrium_samples(
         raise ValueError(f"n must be a positive integer, got {n!r}")
     sys_ = get_system(system)
     if sys_.n_particles is None:
-        return _density_grid(system).sample(n, torch.Generator().manual_seed(seed))
+        return density_grid(system).sample(n, torch.Generator().manual_seed(seed))
     key = np.array(repr((n, seed, sorted(settings.to_dict().items()))))
     if cache is not None and Path(cache).exists():
         with np.load(cache) as f:

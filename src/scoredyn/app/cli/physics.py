@@ -17,7 +17,7 @@ SystemOpt = Annotated[str, typer.Option(help="double-well, muller-brown or dw4")
 
 
 def _system(name: str) -> str:
-    from ...physics.systems import SYSTEMS
+    from ...physics import SYSTEMS
 
     if name not in SYSTEMS:
         _fail(f"unknown system {name!r}: use one of {', '.join(SYSTEMS)}")

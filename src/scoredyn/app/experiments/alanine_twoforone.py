@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +37,24 @@ import torch
 from torch import Tensor
 
 from ...learning import Dataset, TrainConfig, TrainedModel, Trainer, apply_overrides
-from ...physics.alanine import BOLTZMANN_KJ, N_ATOMS, kabsch, phi_psi, ramachandran_error, structure_path
-from ...physics.integrators import baoab
-from ...util.files import atomic_write_json
-from .twoforone import multi_sigma_force
+from ...physics import ForceFn, baoab, multi_sigma_force
+from ...physics.alanine import (
+    BOLTZMANN_KJ,
+    N_ATOMS,
+    alanine_system,
+    energy_force_evaluator,
+    kabsch,
+    phi_psi,
+    ramachandran_error,
+    read_structure,
+)
+from ...util import atomic_write_json
+from .results import best_sigma, json_safe
 
 __all__ = [
     "SIGMAS",
+    "BLOWN_UP_BOND",
+    "MAX_BLOWN_UP",
     "AlignedFrame",
     "kabsch",
     "aligned_force",
@@ -65,18 +76,14 @@ BLOWN_UP_BOND = 0.1
 stretched by 70-100%: broken), or that turns non-finite, counts as blown up. Softened bonds (the
 smoothed density's) are not: their error is ``bond_error_nm``."""
 
+MAX_BLOWN_UP = 0.01
+"""A ``sigma`` whose MD lost more than this fraction of its walkers is not eligible as the best."""
+
 _RECIPE = [
     "model.net=mlp", "objective.name=v", "objective.process=vp", "objective.time=lognormal",
     "objective.p_mean=-2.0", "objective.p_std=1.5", "optim.lr=1e-3", "optim.batch_size=256",
     "optim.warmup=200", "optim.ema_decay=0.998", "run.log_every=200", "run.ckpt_every=2000",
 ]  # fmt: skip
-ForceFn = Callable[[Tensor], Tensor]
-
-
-def _structure() -> np.ndarray:
-    """The shipped amber14 minimum (22, 3) in nm, read from the PDB text (no OpenMM needed)."""
-    rows = [ln for ln in structure_path().read_text().splitlines() if ln.startswith("ATOM")]
-    return np.array([[float(r[30:38]), float(r[38:46]), float(r[46:54])] for r in rows]) / 10.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class AlignedFrame:
     @classmethod
     def fit(cls, frames: Tensor, reference: Tensor | None = None) -> AlignedFrame:
         """Mean and RMS scale of ``frames`` (N, 22, 3) nm aligned onto ``reference`` (default the minimum)."""
-        ref = torch.as_tensor(_structure() if reference is None else reference, dtype=torch.float64)
+        ref = torch.as_tensor(read_structure() if reference is None else reference, dtype=torch.float64)
         ref = ref - ref.mean(dim=0)
         y = kabsch(torch.as_tensor(frames, dtype=torch.float64).reshape(-1, N_ATOMS, 3), ref)[0].reshape(-1, 66)
         mu = y.mean(dim=0)
@@ -149,8 +156,6 @@ def aligned_force(score_z: ForceFn, frame: AlignedFrame, kT: float, *, project: 
 def openmm_force(platform: str = "Reference") -> ForceFn:
     """amber14's unconstrained vacuum force (kJ/mol/nm) at (N, 66) nm, one OpenMM context reused
     (``alanine.energy_force_evaluator``); a non-finite configuration gets a NaN force."""
-    from ...physics.alanine import alanine_system, energy_force_evaluator
-
     evaluate = energy_force_evaluator(alanine_system(constraints="none").system, platform)
 
     def force(x: Tensor) -> Tensor:
@@ -162,17 +167,17 @@ def openmm_force(platform: str = "Reference") -> ForceFn:
 
 def atom_masses() -> Tensor:
     """amber14 masses (66,) in dalton, each atom's repeated over x, y, z (OpenMM's system)."""
-    from ...physics.alanine import alanine_system
+    from openmm import unit
 
     s = alanine_system(constraints="none").system
-    m = [s.getParticleMass(i)._value for i in range(N_ATOMS)]
+    m = [s.getParticleMass(i).value_in_unit(unit.dalton) for i in range(N_ATOMS)]
     return torch.tensor(m, dtype=torch.float64).repeat_interleave(3)
 
 
 def bond_pairs() -> list[tuple[int, int]]:
     """Covalent bonds of the minimum: atom pairs closer than 0.16 nm (longest bond C-C 0.153 nm,
     shortest non-bond H-H 0.17 nm)."""
-    x = _structure()
+    x = read_structure()
     d = np.linalg.norm(x[:, None] - x[None], axis=-1)
     return [(i, j) for i in range(N_ATOMS) for j in range(i + 1, N_ATOMS) if d[i, j] < 0.16]
 
@@ -288,10 +293,8 @@ def compare_alanine(
     md_settings = {"walkers": w, "dt_ps": dt, "friction_per_ps": friction, "n_steps": n_steps, "burn_in": burn_in,
                    "save_every": save_every, "frames_per_walker": int(keep.sum()), "seconds": md_seconds,
                    "constraints": "none", "masses": "amber14"}  # fmt: skip
-    eligible = [r for r in table if r["blown_up"] <= 0.01 and math.isfinite(r["fe_error_kT"])]
-    best = min(eligible or table, key=lambda r: r["fe_error_kT"])
-    md = {**best, **md_settings, "selected_by": "lowest fe_error_kT among sigmas with blown_up <= 0.01"
-          + ("" if eligible else " (none eligible: lowest overall)")}  # fmt: skip
+    best, selected_by = best_sigma(table, MAX_BLOWN_UP)
+    md = {**best, **md_settings, "selected_by": selected_by}
     out_ref = {"iid_floor": floor_stats}
     if true_force:
         t0 = time.perf_counter()
@@ -305,17 +308,7 @@ def compare_alanine(
         "routes": {"iid": iid, "md": md}, "sigma_table": table, "reference": out_ref,
         "model": {"directory": model.directory, "step": model.step}, "seed": seed,
     }  # fmt: skip
-    return _finite(out), angles
-
-
-def _finite(obj):
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return json_safe(out), angles
 
 
 def load_frame(out_dir: str | Path) -> AlignedFrame:

@@ -1,8 +1,9 @@
-"""Figures of the "two for one" comparison: free-energy profiles and sample clouds over the potential.
+"""Figures of the "two for one" experiments (Arts et al. 2023): free-energy profiles along a reaction
+coordinate, sample clouds over a 2-D potential, and the Ramachandran plot of alanine dipeptide.
 
-Matplotlib ``Figure`` objects on the Agg canvas (``scoredyn.viz._common.new_figure``), written with
-``scoredyn.viz.save_figure``. This module imports matplotlib; the rest of ``physics`` does not
-(``twoforone.compare_run`` imports it when it draws). It belongs in ``viz/`` (``viz/physics.py``).
+Matplotlib ``Figure`` objects on the Agg canvas (the figures of ``scoredyn.app.viz``), written with
+``scoredyn.app.viz.save_figure``. This module imports matplotlib; the physics library and the rest
+of the experiments do not (``twoforone.compare_run`` imports it when it draws).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ...physics.analysis import free_energy_profile
-from ...physics.systems import Reference, System, _density_grid
+from ...physics import Reference, System, density_grid, free_energy_profile
+from ...physics.alanine import BOLTZMANN_KJ, ramachandran_surface
 from ..viz._common import ACCENT, INK, NAVY, TEAL, as_numpy, new_figure
 
-__all__ = ["free_energy_figure", "samples_figure"]
+__all__ = ["free_energy_figure", "samples_figure", "ramachandran_figure"]
 
 
 def free_energy_figure(system: System, reference: Reference, iid: Tensor, md: Tensor, sigma: float) -> Figure:
@@ -55,7 +56,7 @@ def samples_figure(
     and MD frames with the learned force at ``sigma`` (at most ``max_points`` points each)."""
     if system.js_edges is None:
         raise ValueError(f"{system.name} is not a 2-D system")
-    grid = _density_grid(system.name)
+    grid = density_grid(system.name)
     F = as_numpy(grid.free_energy) / system.target.kT
     xs, ys = as_numpy(grid.xs), as_numpy(grid.ys)
     xe, ye = (as_numpy(e) for e in system.js_edges)
@@ -75,4 +76,25 @@ def samples_figure(
         ax.set_xlabel("x")
     axes[0, 0].set_ylabel("y")
     fig.suptitle(f"{system.name}: samples over the free-energy contours (1 kT apart)")
+    return fig
+
+
+def ramachandran_figure(
+    angles, reference=None, *, bins: int = 60, kT: float = BOLTZMANN_KJ * 300.0, vmax: float = 8.0
+) -> Figure:
+    """The Ramachandran plot: ``F(phi, psi) / kT`` of ``angles`` (N, 2) radians as a colour map (capped
+    at ``vmax``), beside that of ``reference`` (M, 2) when given (``alanine.ramachandran_surface`` on
+    ``bins x bins`` cells; ``kT`` in kJ/mol, default 300 K). Returns a matplotlib ``Figure`` (save it
+    with ``scoredyn.app.viz.save_figure``)."""
+    panels = [("sample", angles)] + ([("reference", reference)] if reference is not None else [])
+    fig, axes = new_figure(1, len(panels), panel=(3.4, 3.2), plane=True)
+    for ax, (title, a) in zip(axes[0], panels, strict=True):
+        s = ramachandran_surface(a, bins=bins, kT=kT)
+        f = (s.free_energy / kT).numpy().T  # rows: psi
+        deg = np.degrees(s.xedges.numpy())
+        mesh = ax.pcolormesh(deg, deg, np.minimum(f, vmax), cmap="viridis", vmin=0.0, vmax=vmax, shading="flat")
+        ax.set(title=f"{title} (n={len(a)})", xlabel="phi (deg)", ylabel="psi (deg)", aspect="equal")
+        ax.set_xticks([-180, -90, 0, 90, 180])
+        ax.set_yticks([-180, -90, 0, 90, 180])
+    fig.colorbar(mesh, ax=axes[0].tolist(), label="F / kT", shrink=0.85)
     return fig

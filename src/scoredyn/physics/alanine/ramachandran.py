@@ -1,25 +1,23 @@
 """Ramachandran analysis of alanine dipeptide: basin populations on the (phi, psi) torus, their
-block estimates, the free-energy surface and its error in kT against a reference, and the figure.
+block estimates, the free-energy surface and its error in kT against a reference.
 
-Angles are (N, 2) ``(phi, psi)`` in radians (``alanine.phi_psi``), torch or NumPy.
+Angles are (N, 2) ``(phi, psi)`` in radians (``dihedrals.phi_psi``), torch or NumPy. The basins are
+the conformations named on the vacuum Ramachandran map (C7eq/C5, alphaR, C7ax/alphaL), with the
+boundaries given below. The figure of a surface is drawn by the application
+(``scoredyn.app.experiments.figures.ramachandran_figure``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .analysis import Profile, Surface, free_energy_error, free_energy_surface, js_divergence
+from ..analysis import Profile, Surface, free_energy_error, free_energy_surface, js_divergence
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-__all__ = ["BOLTZMANN_KJ", "basin_populations", "block_populations", "ramachandran_surface", "ramachandran_error",
-           "ramachandran_figure"]  # fmt: skip
+__all__ = ["BOLTZMANN_KJ", "basin_populations", "block_populations", "ramachandran_surface", "ramachandran_error"]
 
 BOLTZMANN_KJ = 0.0083144626  # kJ/mol/K (R)
 
@@ -73,7 +71,7 @@ def block_populations(angles, n_blocks: int = 10) -> dict[str, dict[str, float]]
     return out
 
 
-def _edges(bins: int) -> np.ndarray:
+def _torus_edges(bins: int) -> np.ndarray:
     if not isinstance(bins, int) or bins < 2:
         raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
     return np.linspace(-math.pi, math.pi, bins + 1)
@@ -84,7 +82,7 @@ def ramachandran_surface(angles, *, bins: int = 60, kT: float = BOLTZMANN_KJ * 3
     tiling the torus ``[-pi, pi)^2`` (every angle falls in exactly one cell: periodic bins), from
     ``angles`` (N, 2) radians. ``kT`` in kJ/mol (default 300 K); ``Surface.free_energy`` is in kJ/mol."""
     a = torch.as_tensor(np.mod(_angles(angles) + math.pi, 2 * math.pi) - math.pi)  # wrap into [-pi, pi)
-    e = _edges(bins)
+    e = _torus_edges(bins)
     return free_energy_surface(a, e, e, kT)
 
 
@@ -106,25 +104,3 @@ def ramachandran_error(angles, reference, *, bins: int = 36, populated: float = 
         "js": js_divergence(p.prob, q.prob),
         "populated_cells": int((q.prob > populated).sum()),
     }
-
-
-def ramachandran_figure(
-    angles, reference=None, *, bins: int = 60, kT: float = BOLTZMANN_KJ * 300.0, vmax: float = 8.0
-) -> Figure:
-    """The Ramachandran plot: ``F(phi, psi) / kT`` of ``angles`` (N, 2) radians as a colour map (capped
-    at ``vmax``), beside that of ``reference`` (M, 2) when given. Returns a matplotlib ``Figure``
-    (save it with ``scoredyn.viz.save_figure``)."""
-    from ..app.viz._common import new_figure  # the core does not import matplotlib at import time
-
-    panels = [("sample", angles)] + ([("reference", reference)] if reference is not None else [])
-    fig, axes = new_figure(1, len(panels), panel=(3.4, 3.2), plane=True)
-    for ax, (title, a) in zip(axes[0], panels, strict=True):
-        s = ramachandran_surface(a, bins=bins, kT=kT)
-        f = (s.free_energy / kT).numpy().T  # rows: psi
-        deg = np.degrees(s.xedges.numpy())
-        mesh = ax.pcolormesh(deg, deg, np.minimum(f, vmax), cmap="viridis", vmin=0.0, vmax=vmax, shading="flat")
-        ax.set(title=f"{title} (n={len(a)})", xlabel="phi (deg)", ylabel="psi (deg)", aspect="equal")
-        ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.set_yticks([-180, -90, 0, 90, 180])
-    fig.colorbar(mesh, ax=axes[0].tolist(), label="F / kT", shrink=0.85)
-    return fig
