@@ -1,9 +1,12 @@
-"""The one table from names to objects: targets, processes and samplers (used by the CLI, the demo
-and configs). Nothing else in scoredyn resolves a name.
+"""The names of the samplers and the grids: explicit tables, the only place a sampler or grid name is
+resolved (targets and processes are named in ``core.registry``).
 
 A sampler name maps to a ``Recipe``: the sampler function, the process and grid it runs on by
 default, the start it uses, and the keyword knobs it is given. ``--steps`` means the sampler's own
-step count; for the annealed particle samplers it is steps per noise level.
+step count; for the annealed particle samplers it is steps per noise level. Adding a sampler is one
+function with the common head ``(field, x, grid, *, generator=None, callback=None, return_path=False)``
+plus one line here, ``SAMPLERS["name"] = Recipe(fn, "process", "grid")``; the command line, the demo's
+tables and ``sample`` then know it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from ..core.processes import DDPMSchedule, Process
+from ..core.processes import Process
 from ..samplers import (
+    LADDER_SIGMA_MIN,
     annealed_langevin,
+    constant_grid,
     ddim,
     ddpm,
     ddpm_grid,
@@ -34,12 +39,9 @@ from ..samplers import (
     unipc,
 )
 
-__all__ = ["GRIDS", "SAMPLERS", "Recipe", "make_grid", "resolve_sampler"]
+__all__ = ["GRIDS", "LEVEL_GRIDS", "SAMPLERS", "Recipe", "make_grid", "resolve_sampler"]
 
 # --- grids -------------------------------------------------------------------------------------
-
-# The annealed particle samplers' ladder (Song & Ermon 2019; the particle-dynamics text).
-LADDER_SIGMA_MAX, LADDER_SIGMA_MIN = 10.0, 0.05
 
 GRIDS: dict[str, Callable[..., Tensor]] = {
     "karras": karras_grid,
@@ -47,19 +49,19 @@ GRIDS: dict[str, Callable[..., Tensor]] = {
     "uniform": uniform_grid,
     "ddpm": ddpm_grid,
     "geometric": geometric_sigma_grid,
+    "constant": constant_grid,
 }
+
+#: Grids of noise levels whose length is the ladder's ``levels`` (not the step count).
+LEVEL_GRIDS: tuple[str, ...] = ("geometric",)
 
 
 def make_grid(name: str, process: Process, steps: int, levels: int = 10, **grid_kwargs) -> Tensor:
-    """Build the named grid; for ``geometric`` (annealed ladders) ``levels`` sets its length.
-    ``grid_kwargs`` (e.g. ``sigma_min``) go to the grid function."""
+    """The named grid of ``process``: ``steps`` intervals, or ``levels`` levels for the ladders of
+    ``LEVEL_GRIDS``; ``grid_kwargs`` (e.g. ``sigma_min``) go to the grid function."""
     if name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}: use one of {', '.join(GRIDS)}")
-    if name == "geometric":
-        return geometric_sigma_grid(process, levels, LADDER_SIGMA_MAX, LADDER_SIGMA_MIN)
-    if name == "ddpm" and not isinstance(process, DDPMSchedule):
-        raise ValueError("grid 'ddpm' needs a discrete process (ddpm or ddpm-cosine)")
-    return GRIDS[name](process, steps, **grid_kwargs)
+    return GRIDS[name](process, levels if name in LEVEL_GRIDS else steps, **grid_kwargs)
 
 
 # --- samplers -------------------------------------------------------------------------------------
@@ -73,8 +75,8 @@ class Recipe:
         fn: the sampler function.
         process: default process name.
         grid: default grid name.
-        start: default start kind (see ``starts.py``); ``ladder`` means ``N(0, 10^2 I)``, the
-            particle-dynamics text's start at the top of the annealing ladder.
+        start: default start kind (``samplers.start_distribution``); ``ladder`` is ``N(0, 10^2 I)``,
+            the top of the annealing ladder.
         per_level: ``--steps`` counts steps per noise level (annealed particle samplers).
         kwargs: knobs passed to ``fn``.
         grid_kwargs: passed to the default grid function (dropped when the grid is overridden).
@@ -95,7 +97,7 @@ class Recipe:
 
 SAMPLERS: dict[str, Recipe] = {
     "langevin": Recipe(
-        langevin, "edm", "constant", start="ladder", stochastic=True,
+        langevin, "edm", "constant", start="ladder", stochastic=True, kwargs={"eta": 0.5 * LADDER_SIGMA_MIN**2},
         paper="Langevin MCMC at the smallest noise level (Roberts & Tweedie 1996)",
     ),
     "annealed-langevin": Recipe(
@@ -104,7 +106,7 @@ SAMPLERS: dict[str, Recipe] = {
     ),
     "score-drift": Recipe(
         score_drift, "edm", "geometric", start="ladder", per_level=True,
-        paper="score-only drift (particle-dynamics text, variant A)",
+        paper="annealed score ascent, no noise: gradient ascent on log p_t, not a sampler",
     ),
     "svgd": Recipe(
         svgd, "edm", "geometric", start="ladder", per_level=True,
@@ -129,6 +131,7 @@ SAMPLERS: dict[str, Recipe] = {
 
 
 def resolve_sampler(name: str) -> Recipe:
+    """The recipe of the named sampler (one of ``SAMPLERS``)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
     return SAMPLERS[name]

@@ -1,2 +1,17 @@
-"""Fast paths for the particle dynamics: fused Triton kernels (CUDA, or the interpreter on the
-CPU) and compiled torch, each checked against the plain reference path."""
+"""Fast paths, backends only: fused Triton kernels (CUDA, or the interpreter on the CPU), compiled and
+tiled torch. Each is chosen underneath one public function of a layer above (the SVGD direction, the
+Langevin steps on an exact mixture) and checked there against the plain formula."""
+
+from .backends import check_backend, interpreting, triton_available, triton_runs_on
+from .mixture_langevin import mixture_langevin, mixture_score
+from .svgd import kernel_sums
+
+__all__ = [
+    "check_backend",
+    "interpreting",
+    "triton_available",
+    "triton_runs_on",
+    "kernel_sums",
+    "mixture_langevin",
+    "mixture_score",
+]

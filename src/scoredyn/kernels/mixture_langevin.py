@@ -1,33 +1,33 @@
-"""Annealed Langevin in the exact field of a Gaussian mixture, fused: the score and the kick in one
-pass, the particles read and written once per block of steps.
+"""Langevin steps in the score of a Gaussian mixture, fused: the score and the kick in one pass, the
+particles read and written once per block of steps.
 
-The reference (``annealed_langevin`` with ``AnalyticField``) forms ``(N, K, D)`` intermediates at
-every step and reads and writes every particle at every step. Here each level's noised mixture
-``p_t = sum_k pi_k N(alpha mu_k, alpha^2 Sigma_k + sigma^2 I)`` is reduced once, on the host in
-float64, to means, precisions and log-weights
+The plain path (``samplers.langevin_steps`` calling a field's ``score``) forms ``(N, K, D)``
+intermediates at every step and reads and writes every particle at every step. Here the mixture of
+one noise level, ``p = sum_k pi_k N(m_k, S_k)``, arrives reduced (``GaussianMixture.precision_terms``,
+float64 on the host) to means, precisions and log-weights
 
 .. math::
-    m_k = \\alpha \\mu_k, \\quad P_k = (\\alpha^2 \\Sigma_k + \\sigma^2 I)^{-1}, \\quad
-    c_k = \\log \\pi_k + \\tfrac12 \\log\\det P_k,
+    m_k, \\quad P_k = S_k^{-1}, \\quad c_k = \\log \\pi_k + \\tfrac12 \\log\\det P_k,
 
 so that, with ``d_k = x - m_k`` (the ``2 pi`` constant cancels in the softmax),
 
 .. math::
-    s(x) = -\\sum_k w_k P_k d_k, \\qquad w = \\operatorname{softmax}_k\\big(c_k - \\tfrac12 d_k^\\top P_k d_k\\big).
+    s(x) = -\\sum_k w_k P_k d_k, \\qquad w = \\operatorname{softmax}_k\\big(c_k - \\tfrac12 d_k^\\top P_k d_k\\big),
+
+and ``steps`` kicks ``x <- x + eta s(x) + sqrt(2 eta) xi`` (Roberts & Tweedie 1996, eq. 1.3) run here.
 
 Backends:
 
-- ``triton``: one program owns ``BLOCK_N`` particles and keeps them in registers for a whole
-  block of steps. The components are visited in a loop with an online log-sum-exp (a running
-  maximum, and the sum and the weighted accumulator rescaled when it grows: Milakov & Gimelshein
-  2018; Dao et al. 2022), so no ``(N, K, D)`` tensor exists anywhere. The noise is Philox
-  (Salmon et al. 2011, ``tl.randn``) keyed by ``(seed, global step)`` and counted by
-  ``(particle, coordinate)``: independent across steps, particles and coordinates, and the same
-  whatever ``steps_per_launch`` is.
-- ``compile`` / ``torch``: the same formula on chunks of particles (memory bounded by
-  ``CHUNK_BYTES``), ``torch.compile``'d or eager, with noise from a ``torch.Generator`` seeded
-  with ``seed``: the reference's draws, so in float64 it follows the reference's path.
-- ``eager``: the reference sampler itself.
+- ``triton``: one program owns ``BLOCK_N`` particles and keeps them in registers for a whole block of
+  steps. The components are visited in a loop with an online log-sum-exp (a running maximum, and the
+  sum and the weighted accumulator rescaled when it grows: Milakov & Gimelshein 2018; Dao et al.
+  2022), so no ``(N, K, D)`` tensor exists anywhere. The noise is Philox (Salmon et al. 2011,
+  ``tl.randn``) keyed by ``(seed, step)`` and counted by ``(particle, coordinate)``: independent across
+  steps, particles and coordinates, and the same whatever ``steps_per_launch`` is; the seed is drawn
+  from the run's generator.
+- ``compile`` / ``torch``: the same formula on chunks of particles (memory bounded by ``CHUNK_BYTES``),
+  ``torch.compile``'d or eager, with one ``(N, D)`` noise draw a step from the run's generator: the
+  draws of the plain path, so in float64 it follows the plain path's particles.
 """
 
 from __future__ import annotations
@@ -37,18 +37,11 @@ import math
 import torch
 from torch import Tensor
 
-from ..core.fields import AnalyticField
-from ..core.processes import Process
-from ..core.targets import GaussianMixture
-from ..core.tensors import atleast_2d_points
-from ..samplers import SampleResult, annealed_langevin, score_drift
-from ..samplers._steps import noise
-from ..samplers.langevin import _check_level_grid, _check_positive, _check_steps, _step_sizes
-from ._triton import jit, triton_available, triton_runs_on
+from .backends import check_backend, jit
 
-__all__ = ["BACKENDS", "fused_annealed_langevin", "level_terms", "mixture_score", "pick_backend"]
+__all__ = ["BACKENDS", "CHUNK_BYTES", "mixture_score", "mixture_langevin"]
 
-BACKENDS = ("auto", "triton", "compile", "torch", "eager")
+BACKENDS = ("triton", "compile", "torch")
 
 #: Memory for the ``(chunk, K, D)`` intermediates of the ``torch`` and ``compile`` backends.
 CHUNK_BYTES = 256 * 2**20
@@ -59,25 +52,61 @@ except ImportError:  # pragma: no cover - exercised only without triton
     tl = None
 
 
-# --- the noised mixture of one level, in the form every backend reads ------------------------------
+def mixture_langevin(
+    x: Tensor,
+    terms: tuple[Tensor, Tensor, Tensor],
+    eta: float,
+    steps: int,
+    *,
+    noise: bool = True,
+    generator: torch.Generator | None = None,
+    backend: str = "torch",
+    steps_per_launch: int | None = None,
+) -> Tensor:
+    """``steps`` Langevin kicks ``x <- x + eta s(x) + sqrt(2 eta) xi`` in the score of one mixture.
+
+    Args:
+        x: ``(N, D)`` particles (float32 or float64); not modified.
+        terms: the mixture's ``(means (K, D), precisions (K, D, D), log-weights (K,))`` (module doc).
+        eta: the step size ``> 0``.
+        steps: the number of kicks.
+        noise: ``False`` drops ``xi`` (score ascent).
+        generator: the run's one source of randomness (the noise, or the Philox seed of ``triton``).
+        backend: ``triton``, ``compile`` or ``torch``.
+        steps_per_launch: kicks per kernel launch (``triton``; default all): the particles stay in
+            registers that long.
+
+    Returns:
+        ``(N, D)`` the particles after the kicks: float32, or float64 for a float64 ``x``
+        (``triton``); ``x``'s dtype otherwise.
+    """
+    backend = check_backend(backend, BACKENDS, x.device, backend)
+    if steps_per_launch is not None and (isinstance(steps_per_launch, bool) or not isinstance(steps_per_launch, int)
+                                         or steps_per_launch < 1):  # fmt: skip
+        raise ValueError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
+    if backend != "triton":
+        terms = tuple(v.to(device=x.device, dtype=x.dtype) for v in terms)
+        return _torch_steps(x, terms, eta, steps, generator, noise, compiled=backend == "compile")
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xw = x.to(work).contiguous().clone()
+    terms = tuple(v.to(device=x.device, dtype=work) for v in terms)
+    padded = _pad(terms, _block_config(x.shape[1])[1], xw)
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator, device=_device(generator)))
+    launch = steps if steps_per_launch is None else steps_per_launch
+    for start in range(0, steps, launch):
+        _triton_steps(xw, padded, eta, _philox_key(seed, start), min(launch, steps - start), noise)
+    return xw
 
 
-def level_terms(target: GaussianMixture, process: Process, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Means ``m_k`` (K, D), precisions ``P_k`` (K, D, D) and log-weights ``c_k`` (K,) of ``p_t``,
-    in float64: ``m_k = alpha mu_k``, ``P_k = (alpha^2 Sigma_k + sigma^2 I)^{-1}`` (from its Cholesky
-    factor), ``c_k = log pi_k - sum log diag L_k``."""
-    p_t = target.noised(process, t)  # the exact marginal: means alpha mu_k, covs alpha^2 Sigma_k + sigma^2 I
-    prec = torch.cholesky_inverse(p_t.chol)
-    prec = 0.5 * (prec + prec.transpose(1, 2))
-    const = torch.log(p_t.weights) - torch.log(torch.diagonal(p_t.chol, dim1=1, dim2=2)).sum(1)
-    return p_t.means, prec, const
+def _device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 # --- the torch formulation (the compile and torch backends) ------------------------------------------
 
 
 def mixture_score(x: Tensor, means: Tensor, prec: Tensor, const: Tensor) -> Tensor:
-    """``s(x) = -sum_k w_k P_k (x - m_k)`` for ``x`` (N, D) from ``level_terms`` (in ``x``'s dtype).
+    """``s(x) = -sum_k w_k P_k (x - m_k)`` for ``x`` (N, D) from the terms of the module doc (in ``x``'s dtype).
     Forms ``(N, K, D)`` intermediates: callers pass chunks."""
     diff = x[:, None, :] - means  # (N, K, D)
     if x.shape[1] <= 8:  # tiny D: a broadcast sum, which the compiler fuses
@@ -114,7 +143,7 @@ def _torch_steps(x, terms, eta, steps, generator, noisy, compiled) -> Tensor:
     eta_t = torch.tensor(eta, dtype=x.dtype, device=x.device)
     scale_t = torch.tensor(math.sqrt(2.0 * eta), dtype=x.dtype, device=x.device)
     for _ in range(steps):
-        xi = noise(x, generator) if noisy else None
+        xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
         parts = [
             kick(x[i : i + chunk], None if xi is None else xi[i : i + chunk], eta_t, scale_t, means, prec, const)
             for i in range(0, x.shape[0], chunk)
@@ -183,11 +212,6 @@ def _langevin_kernel(
     tl.store(x_ptr + at, x, mask=inside)
 
 
-def _kernel():
-    """The kernel, jitted for the mode in force (``_triton.jit``)."""
-    return jit(_langevin_kernel)
-
-
 def _pad(terms: tuple[Tensor, Tensor, Tensor], dp: int, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     means, prec, const = terms
     k, d = means.shape
@@ -221,7 +245,7 @@ def _triton_steps(x: Tensor, padded, eta: float, key: int, steps: int, noisy: bo
     # float32: three tf32 tensor-core products (fp32-level error, no spills at D = 64); float64: FMA
     precision = "tf32x3" if x.dtype == torch.float32 else "ieee"
     grid = (triton.cdiv(n, block_n),)
-    _kernel()[grid](
+    jit(_langevin_kernel)[grid](
         x, n, d, means, prec, const, coef, means.shape[0], key, steps,
         BLOCK_N=block_n, DP=dp, USE_DOT=use_dot, NOISY=noisy, WIDE=wide, DOT_PRECISION=precision,
         num_warps=warps,
@@ -231,105 +255,3 @@ def _triton_steps(x: Tensor, padded, eta: float, key: int, steps: int, noisy: bo
 def _philox_key(seed: int, step: int) -> int:
     """A distinct 64-bit key per ``(seed, global step)``: the seed in the high word, the step in the low."""
     return ((seed + 1) << 32) + step
-
-
-# --- the sampler ---------------------------------------------------------------------------------------
-
-
-def pick_backend(backend: str, device: str | torch.device) -> str:
-    """Resolve ``auto``: ``triton`` on CUDA with triton, ``compile`` on CUDA without it, else the
-    ``eager`` reference. Checks that an explicit ``triton`` can run on ``device``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    cuda = torch.device(device).type == "cuda"
-    if backend == "auto":
-        return ("triton" if triton_runs_on(device) else "compile") if cuda else "eager"
-    if backend == "triton" and not triton_runs_on(device):
-        why = "triton is not installed" if not triton_available() else "the tensor is not on CUDA"
-        raise ValueError(f"backend 'triton' cannot run here: {why} (TRITON_INTERPRET=1 runs it on the CPU)")
-    return backend
-
-
-def fused_annealed_langevin(
-    target: GaussianMixture,
-    process: Process,
-    x: Tensor,
-    grid: Tensor,
-    *,
-    steps_per_level: int = 100,
-    eta_factor: float = 0.5,
-    step_rule: str = "sigma2",
-    seed: int = 0,
-    noisy: bool = True,
-    backend: str = "auto",
-    steps_per_launch: int | None = None,
-    return_path: bool = False,
-) -> SampleResult:
-    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) in the exact field of ``target``
-    noised by ``process``, fused (see the module doc for the backends).
-
-    The same dynamics, step sizes and checks as ``annealed_langevin(AnalyticField(target,
-    process), ...)`` (``score_drift`` when ``noisy=False``): at each level ``t_i`` of ``grid``,
-
-    .. math::
-        \\eta_i = \\epsilon\\,\\sigma(t_i)^2, \\qquad
-        x \\leftarrow x + \\eta_i\\, s(x, t_i) + \\sqrt{2\\eta_i}\\,\\xi .
-
-    A level with ``sigma = 0`` is skipped. NFE is ``levels * steps_per_level`` (levels with a step).
-    The noise depends on ``seed`` and the backend: ``torch``, ``compile`` and ``eager`` draw the
-    reference's noise from ``torch.Generator(device).manual_seed(seed)``; ``triton`` draws Philox
-    noise in the kernel (the same law, other draws). The triton kernel computes in float32, or
-    float64 for a float64 ``x``.
-
-    Args:
-        target: the mixture at ``t_min``.
-        process: the forward process.
-        x: ``(N, D)`` start at ``grid[0]``.
-        grid: ``(L,)`` non-increasing times, one per level.
-        steps_per_level: Langevin steps ``T`` at each level.
-        eta_factor: ``epsilon`` above.
-        step_rule: ``sigma2`` or ``ncsn`` (as in ``annealed_langevin``).
-        seed: non-negative integer below ``2**31``, the one source of noise.
-        noisy: ``False`` drops the noise (the score drift).
-        backend: ``auto``, ``triton``, ``compile``, ``torch`` or ``eager`` (``auto``: ``triton`` on
-            CUDA, else the ``eager`` reference).
-        steps_per_launch: steps per kernel launch (triton; default a whole level): the particles
-            stay in registers that long.
-        return_path: keep the particles after each level, ``(L + 1, N, D)``.
-    """
-    if not isinstance(target, GaussianMixture):
-        raise ValueError(f"target must be a GaussianMixture, got {type(target).__name__}")
-    x = atleast_2d_points(x, target.dim)
-    grid = _check_level_grid(grid)
-    T = _check_steps(steps_per_level)
-    field = AnalyticField(target, process)
-    etas = _step_sizes(field, grid, _check_positive(eta_factor, "eta_factor"), step_rule)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
-    launch = T if steps_per_launch is None else _check_steps(steps_per_launch, "steps_per_launch")
-    backend = pick_backend(backend, x.device)
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    if backend == "eager":
-        run = annealed_langevin if noisy else score_drift
-        return run(field, x, grid, steps_per_level=T, eta_factor=eta_factor, step_rule=step_rule,
-                   generator=generator, return_path=return_path)  # fmt: skip
-
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    xw = x.to(work).contiguous().clone() if backend == "triton" else x
-    path = [x.clone()] if return_path else None
-    nfe, done = 0, 0  # done: global step count, the Philox key's low word
-    for t, eta in zip(grid, etas, strict=True):
-        if eta > 0:
-            terms = tuple(v.to(device=x.device, dtype=xw.dtype) for v in level_terms(target, process, t))
-            if backend == "triton":
-                padded = _pad(terms, _block_config(target.dim)[1], xw)
-                for start in range(0, T, launch):
-                    steps = min(launch, T - start)
-                    _triton_steps(xw, padded, eta, _philox_key(seed, done), steps, noisy)
-                    done += steps
-            else:
-                xw = _torch_steps(xw, terms, eta, T, generator, noisy, compiled=backend == "compile")
-            nfe += T
-        if path is not None:
-            path.append(xw.to(x.dtype).clone())
-    return SampleResult(xw.to(x.dtype), nfe, torch.stack(path) if path is not None else None)

@@ -17,8 +17,8 @@ __all__ = ["ddim"]
 
 
 class _Step(NamedTuple):
-    """One step's coefficients, as Python floats: the levels at ``t`` and ``s`` and ``var``, the
-    posterior variance ``sigma_{t|s}^2 sigma_s^2 / sigma_t^2`` of ``ddpm._posterior``."""
+    """One step's coefficients as Python floats: the levels at ``t`` and ``s`` and the posterior
+    variance ``sigma_{t|s}^2 sigma_s^2 / sigma_t^2`` (``Transition.posterior_var``)."""
 
     alpha_t: float
     sigma_t: float
@@ -28,14 +28,9 @@ class _Step(NamedTuple):
 
 
 def _steps(process: Process, grid: Tensor) -> list[_Step]:
-    """The coefficients of every step ``grid[i] -> grid[i+1]`` in one vectorised pass (the
-    elementwise float64 operations of ``ddpm._posterior``, so the same numbers)."""
-    alpha, sigma = process.alpha(grid), process.sigma(grid)
-    a_t, s_t, a_s, s_s = alpha[:-1], sigma[:-1], alpha[1:], sigma[1:]
-    a_ts = a_t / a_s
-    var_ts = torch.clamp(s_t**2 - a_ts**2 * s_s**2, min=0.0)
-    var = var_ts * s_s**2 / s_t**2
-    columns = (a_t, s_t, a_s, s_s, var)
+    """The coefficients of every step ``grid[i] -> grid[i+1]``, from one vectorised transition."""
+    q = process.transition(grid[:-1], grid[1:])
+    columns = (q.alpha_t, q.sigma_t, q.alpha_s, q.sigma_s, q.posterior_var)
     return [_Step(*row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 

@@ -1,8 +1,8 @@
 """Ancestral sampling (DDPM) on any process and any descending grid of times.
 
-The reverse step draws from the Gaussian posterior ``q(x_s | x_t, x_0)`` with ``x_0`` replaced by
-the field's denoiser ``x0hat``. For ``s < t`` the two-time coefficients are (Kingma et al. 2021,
-VDM, eqs. 2-3 and app. A):
+The reverse step draws from the Gaussian posterior ``q(x_s | x_t, x_0)`` (``Process.transition``)
+with ``x_0`` replaced by the field's denoiser ``x0hat``. For ``s < t`` the two-time coefficients are
+(Kingma et al. 2021, VDM, eqs. 2-3 and app. A):
 
 .. math::
     \\alpha_{t|s} = \\frac{\\alpha_t}{\\alpha_s}, \\qquad
@@ -18,51 +18,16 @@ On consecutive integer times of the discrete schedule ``sigma_{t|s}^2`` is DDPM'
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..core.fields import Field
-from ..core.processes import Process
-from ..core.tensors import as_time
 from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
 
 __all__ = ["ddpm"]
 
 _VARIANCES = ("beta_tilde", "beta")
-
-
-class _Posterior(NamedTuple):
-    """Coefficients of ``q(x_s | x_t, x_0)`` as Python floats (computed in float64)."""
-
-    c_x: float  # alpha_{t|s} sigma_s^2 / sigma_t^2, multiplies x_t
-    c_x0: float  # alpha_s sigma_{t|s}^2 / sigma_t^2, multiplies x0hat
-    var: float  # posterior variance sigma_{t|s}^2 sigma_s^2 / sigma_t^2 (DDPM's beta-tilde)
-    var_ts: float  # transition variance sigma_{t|s}^2 (DDPM's beta)
-    alpha_s: float
-    sigma_s: float
-    alpha_t: float
-    sigma_t: float
-
-
-def _posterior(process: Process, t: float | Tensor, s: float | Tensor) -> _Posterior:
-    """Two-time posterior coefficients for ``s < t`` (VDM, Kingma et al. 2021, app. A)."""
-    t, s = as_time(t), as_time(s)
-    a_t, s_t = process.alpha(t), process.sigma(t)
-    a_s, s_s = process.alpha(s), process.sigma(s)
-    a_ts = a_t / a_s
-    var_ts = torch.clamp(s_t**2 - a_ts**2 * s_s**2, min=0.0)
-    return _Posterior(
-        c_x=float(a_ts * s_s**2 / s_t**2),
-        c_x0=float(a_s * var_ts / s_t**2),
-        var=float(var_ts * s_s**2 / s_t**2),
-        var_ts=float(var_ts),
-        alpha_s=float(a_s),
-        sigma_s=float(s_s),
-        alpha_t=float(a_t),
-        sigma_t=float(s_t),
-    )
 
 
 def ddpm(
@@ -108,16 +73,16 @@ def ddpm(
     process = field.process
     for i in range(len(grid) - 1):
         t, s = grid[i], grid[i + 1]
-        q = _posterior(process, t, s)
+        q = process.transition(t, s)
         # posterior mean with the denoised estimate in place of x_0 (Ho et al., eq. 7)
         x0 = tracker.field.denoise(x, t)
-        mean = q.c_x * x + q.c_x0 * x0
-        if q.sigma_s == 0.0:
+        mean = float(q.posterior_x) * x + float(q.posterior_x0) * x0
+        if float(q.sigma_s) == 0.0:
             # final step into sigma = 0: the mean is alpha_s x0hat, no noise
             x = mean
         else:
             # ancestral noise with the chosen variance (Algorithm 2, line 4)
-            var = q.var if variance == "beta_tilde" else q.var_ts
+            var = float(q.posterior_var if variance == "beta_tilde" else q.var_ts)
             x = mean + var**0.5 * noise(x, generator)
         tracker.step(i, s, x)
     return tracker.result(x)

@@ -10,8 +10,7 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import atleast_2d_points
-from ._steps import SampleResult, StepInfo, Tracker, check_grid, forward_transition, noise
-from .ode import _heun_step
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, heun_step, noise
 
 __all__ = ["edm_heun"]
 
@@ -41,7 +40,7 @@ def edm_heun(
         \\hat x_i \\sim p(x_{\\hat t_i} \\mid x_{t_i} = x_i) \\text{ (noise scaled by } S_{noise}),
         \\quad x_{i+1} = \\text{Heun}(\\hat x_i;\\ \\hat t_i \\to t_{i+1}).
 
-    The churn uses the exact forward kernel (``forward_transition``), which for EDM is
+    The churn uses the exact forward kernel (``Process.transition``), which for EDM is
     ``x + sqrt(hat t^2 - t^2) S_noise eps`` (Alg. 2 line 5). It cannot raise the level past
     ``t_max`` (``hat t`` is clamped there). The Heun step is Euler into ``sigma = 0`` (Alg. 2
     line 8). With ``S_churn = 0`` this is ``ode(method="heun")`` exactly.
@@ -76,10 +75,10 @@ def edm_heun(
         gamma = min(S_churn / n, math.sqrt(2.0) - 1.0) if S_tmin <= sigma_hat_i <= S_tmax else 0.0
         if gamma > 0.0:
             t_hat = torch.clamp(process.sigma_hat_to_t((1.0 + gamma) * sigma_hat_i), min=t_i)
-            x_hat = forward_transition(process, x, t_i, t_hat, S_noise * noise(x, generator))
+            x_hat = process.transition(t_hat, t_i).forward(x, S_noise * noise(x, generator))
         else:
             t_hat, x_hat = t_i, x
         # Heun step of the PF-ODE from hat t_i to t_{i+1} (Alg. 2 lines 7-10)
-        x = _heun_step(tracker.field, x_hat, t_hat, grid[i + 1])
+        x = heun_step(tracker.field, x_hat, t_hat, grid[i + 1])
         tracker.step(i, grid[i + 1], x)
     return tracker.result(x)

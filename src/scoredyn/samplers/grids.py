@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..core.processes import DDPMSchedule, Process
+from ..core.tensors import positive_int
 
 __all__ = [
     "uniform_grid",
@@ -25,12 +26,15 @@ __all__ = [
     "log_snr_grid",
     "geometric_sigma_grid",
     "ddpm_grid",
+    "constant_grid",
+    "LADDER_SIGMA_MAX",
+    "LADDER_SIGMA_MIN",
 ]
 
 
-def _check_steps(steps: int) -> None:
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+#: The annealed particle samplers' ladder of noise-to-signal ratios, 10 -> 0.05 (after Song & Ermon
+#: 2019, whose geometric ladder spans the data's scale down to below its finest feature).
+LADDER_SIGMA_MAX, LADDER_SIGMA_MIN = 10.0, 0.05
 
 
 def _finish(process: Process, sigma_hat: Tensor, t_start: float | None) -> Tensor:
@@ -46,7 +50,7 @@ def _finish(process: Process, sigma_hat: Tensor, t_start: float | None) -> Tenso
 
 def _ends(process: Process, steps: int, sigma_min: float | None, sigma_max: float | None):
     """Resolve the positive noise levels and how many of them the grid holds."""
-    _check_steps(steps)
+    positive_int(steps, "steps")
     to_zero = float(process.sigma(process.t_min)) == 0.0
     smax = float(process.sigma_hat(process.t_max)) if sigma_max is None else float(sigma_max)
     floor = float(process.sigma_hat(process.t_min))
@@ -96,7 +100,7 @@ def uniform_grid(
     process: Process, steps: int, t_start: float | None = None, t_end: float | None = None
 ) -> Tensor:
     """Uniform in ``t`` from ``t_start`` (default ``t_max``) to ``t_end`` (default ``t_min``)."""
-    _check_steps(steps)
+    positive_int(steps, "steps")
     a = float(process.t_max if t_start is None else t_start)
     b = float(process.t_min if t_end is None else t_end)
     if not a > b:
@@ -105,13 +109,12 @@ def uniform_grid(
 
 
 def geometric_sigma_grid(
-    process: Process, levels: int, sigma_max: float = 10.0, sigma_min: float = 0.05
+    process: Process, levels: int, sigma_max: float = LADDER_SIGMA_MAX, sigma_min: float = LADDER_SIGMA_MIN
 ) -> Tensor:
     """The annealed-Langevin ladder (Song & Ermon 2019): ``levels`` noise-to-signal ratios in
     geometric progression from ``sigma_max`` to ``sigma_min`` (no zero end: the last level is
     where the particles stop)."""
-    if not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be a positive integer, got {levels!r}")
+    positive_int(levels, "levels")
     if not 0 < sigma_min <= sigma_max:
         raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
     s = torch.tensor(
@@ -125,8 +128,10 @@ def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> T
     """Integer times ``T = t_0 > ... > t_S = 0`` for the discrete schedule (paper indexing, ``x_0``
     clean). Spacings as in Lin et al. (2024, table 2): ``leading`` (DDIM's ``floor(i T / S)``,
     the first noisy time is ``T - T/S + 1``), ``trailing`` (starts at ``T``), ``linspace``."""
-    _check_steps(steps)
-    T = process.num_steps
+    positive_int(steps, "steps")
+    T = getattr(process, "num_steps", None)
+    if T is None:
+        raise ValueError("grid 'ddpm' needs a discrete process (ddpm or ddpm-cosine)")
     if steps > T:
         raise ValueError(f"steps must be <= {T} for this schedule, got {steps}")
     if spacing == "leading":
@@ -138,3 +143,10 @@ def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> T
     else:
         raise ValueError(f"spacing must be leading, trailing or linspace, got {spacing!r}")
     return torch.cat([k.flip(0), torch.zeros(1, dtype=torch.float64)])
+
+
+def constant_grid(process: Process, steps: int, sigma_hat: float = LADDER_SIGMA_MIN) -> Tensor:
+    """``steps`` repeats of the one time where ``sigma / alpha = sigma_hat``: plain Langevin at a fixed
+    noise level (by default the smallest of the annealing ladder)."""
+    positive_int(steps, "steps")
+    return process.sigma_hat_to_t(torch.tensor([float(sigma_hat)], dtype=torch.float64)).repeat(steps)

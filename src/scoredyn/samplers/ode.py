@@ -2,9 +2,8 @@
 or adaptive Dormand–Prince.
 
 The ODE is written through the field's velocity ``dx/dt = v(x, t)``, so one solver serves every
-process (and every parameterization: the field converts). The step pieces here (the Euler
-increment, the Heun step) are shared with ``sde.py``,
-``edm.py`` and ``pc.py``.
+process (and every parameterization: the field converts). The Euler increment and the Heun step
+are ``_steps.euler`` and ``_steps.heun_step``, shared with ``sde.py``, ``edm.py`` and ``pc.py``.
 """
 
 from __future__ import annotations
@@ -16,34 +15,16 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import as_time, atleast_2d_points
-from ._steps import SampleResult, StepInfo, Tracker, check_grid
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, euler, heun_step
 
 __all__ = ["ode", "ODE_METHODS"]
 
 ODE_METHODS = ("euler", "heun", "rk4", "adaptive")
 
 
-def _euler(x: Tensor, h: Tensor, d: Tensor) -> Tensor:
-    """The Euler increment ``x + h d`` (``h`` a float64 time step, cast only here)."""
-    return x + h.to(x.dtype) * d
-
-
 def _euler_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     """One Euler step of the PF-ODE from ``t`` to ``t_next``."""
-    return _euler(x, t_next - t, field.velocity(x, t))
-
-
-def _heun_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
-    """One Heun step (explicit trapezoid; Karras et al. 2022, Alg. 1 lines 4-8). Into
-    ``sigma = 0`` the corrector is skipped, as in EDM: it would cost one more evaluation for a
-    last step whose Euler error is already ``O(h^2)``, and a learned field is undefined there."""
-    h = t_next - t
-    d = field.velocity(x, t)
-    x_next = _euler(x, h, d)
-    if float(field.coefficients_at(t_next).sigma) == 0.0:
-        return x_next
-    d_next = field.velocity(x_next, t_next)
-    return _euler(x, h, 0.5 * d + 0.5 * d_next)
+    return euler(x, t_next - t, field.velocity(x, t))
 
 
 def _rk4_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
@@ -52,13 +33,13 @@ def _rk4_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     h = t_next - t
     t_mid = 0.5 * (t + t_next)
     k1 = field.velocity(x, t)
-    k2 = field.velocity(_euler(x, 0.5 * h, k1), t_mid)
-    k3 = field.velocity(_euler(x, 0.5 * h, k2), t_mid)
-    k4 = field.velocity(_euler(x, h, k3), t_next)
-    return _euler(x, h / 6.0, k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    k2 = field.velocity(euler(x, 0.5 * h, k1), t_mid)
+    k3 = field.velocity(euler(x, 0.5 * h, k2), t_mid)
+    k4 = field.velocity(euler(x, h, k3), t_next)
+    return euler(x, h / 6.0, k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-_FIXED_STEPS = {"euler": _euler_step, "heun": _heun_step, "rk4": _rk4_step}
+_FIXED_STEPS = {"euler": _euler_step, "heun": heun_step, "rk4": _rk4_step}
 
 
 def _dopri5(field: Field, x: Tensor, grid: Tensor, rtol: float, atol: float) -> Tensor:

@@ -10,8 +10,7 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import atleast_2d_points
-from ._steps import SampleResult, StepInfo, Tracker, check_grid, langevin_kick, noise
-from .sde import _em_step
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, em_step, langevin_kick, noise
 
 __all__ = ["predictor_corrector"]
 
@@ -76,7 +75,7 @@ def predictor_corrector(
         t_next = grid[i + 1]
         # predictor: reverse-diffusion (EM) step from t_i to t_{i+1}, noise-free at the end
         xi = noise(x, generator) if i < n - 1 else None
-        x = _em_step(tracker.field, x, grid[i], t_next, 1.0, xi)
+        x = em_step(tracker.field, x, grid[i], t_next, 1.0, xi)
         # corrector: Langevin at t_{i+1} with the snr step size (Alg. 4), none where sigma = 0
         if float(tracker.field.coefficients_at(t_next).sigma) > 0.0:
             for _ in range(corrector_steps):

@@ -1,7 +1,7 @@
 """The reverse-time SDE family with a free noise scale ``lam``, by Euler–Maruyama.
 
 ``lam = 0`` is the probability-flow ODE (Song et al. 2021, eq. 13); ``lam = 1`` is the reverse
-SDE of Anderson (1982) / Song et al. (2021, eq. 6). The EM step here is shared with ``pc.py``.
+SDE of Anderson (1982) / Song et al. (2021, eq. 6). The step is ``_steps.em_step``, shared with ``pc.py``.
 """
 
 from __future__ import annotations
@@ -14,28 +14,9 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import atleast_2d_points
-from ._steps import SampleResult, StepInfo, Tracker, check_grid, noise
-from .ode import _euler
+from ._steps import SampleResult, StepInfo, Tracker, check_grid, em_step, noise
 
 __all__ = ["reverse_sde"]
-
-
-def _em_step(
-    field: Field, x: Tensor, t: Tensor, t_next: Tensor, lam: float, xi: Tensor | None
-) -> Tensor:
-    """One Euler–Maruyama step of the reverse family from ``t`` down to ``t_next``.
-
-    The drift is written through the velocity ``v = f x - g^2 s / 2`` (one evaluation):
-    ``f x - (1 + lam^2)/2 g^2 s = v + lam^2 (v - f x)``; with ``lam = 0`` this is the Euler step of
-    the PF-ODE, bit for bit. ``xi`` is the step's standard normal draw, or ``None`` for no noise.
-    """
-    c = field.coefficients_at(t)
-    h = t_next - t  # negative: reverse time
-    v = field.velocity(x, t)
-    x_next = _euler(x, h, v + lam**2 * (v - c.f.to(x.dtype) * x))
-    if xi is None:
-        return x_next
-    return x_next + (lam * torch.sqrt(c.g2 * -h)).to(x.dtype) * xi
 
 
 def reverse_sde(
@@ -86,6 +67,6 @@ def reverse_sde(
         # fresh noise for every step but the last
         xi = noise(x, generator) if lam > 0.0 and i < n - 1 else None
         # Euler–Maruyama step from t_i to t_{i+1}
-        x = _em_step(tracker.field, x, grid[i], grid[i + 1], lam, xi)
+        x = em_step(tracker.field, x, grid[i], grid[i + 1], lam, xi)
         tracker.step(i, grid[i + 1], x)
     return tracker.result(x)

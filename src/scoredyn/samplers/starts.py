@@ -7,7 +7,9 @@ to the end and more steps never remove it. So scoredyn offers:
 - ``exact``: the exact marginal ``p_{t_max}`` of a mixture target (``target.noised``);
 - ``moments``: a Gaussian with the data's mean ``m`` and covariance ``C`` pushed through the
   process, ``N(alpha m, alpha^2 C + sigma^2 I)`` (for learned fields, from training data);
-- ``standard``: ``N(0, sigma(t)^2 I)``, the textbook start.
+- ``standard``: ``N(0, sigma(t)^2 I)``, the textbook start;
+- ``ladder``: ``N(0, LADDER_SIGMA_MAX^2 I)``, the top of the annealed particle samplers' ladder of
+  noise levels, whatever the process and time (annealed Langevin starts its chains broad).
 
 Each returns a ``GaussianMixture`` (one component for the last two), so a start is sampled with
 the same exact code as every other distribution.
@@ -21,10 +23,11 @@ from torch import Tensor
 from ..core.processes import Process
 from ..core.targets import GaussianMixture
 from ..core.tensors import as_time
+from .grids import LADDER_SIGMA_MAX
 
 __all__ = ["START_KINDS", "start_distribution"]
 
-START_KINDS = ("exact", "moments", "standard")
+START_KINDS = ("exact", "moments", "standard", "ladder")
 
 
 def start_distribution(
@@ -40,7 +43,7 @@ def start_distribution(
 
     Args:
         kind: ``exact`` (needs ``target``), ``moments`` (needs ``target`` or ``data``, an
-            ``(N, D)`` sample), or ``standard`` (needs ``dim``, ``target`` or ``data``).
+            ``(N, D)`` sample), ``standard`` or ``ladder`` (need ``dim``, ``target`` or ``data``).
         process: the forward process.
         t: the start time (usually ``grid[0]``).
     """
@@ -58,11 +61,11 @@ def start_distribution(
         else:
             raise ValueError("start 'moments' needs a target or data")
         return GaussianMixture([1.0], mean[None], cov[None], name="moments").noised(process, t)
-    if kind == "standard":
+    if kind in ("standard", "ladder"):
         d = dim or (target.dim if target is not None else (data.shape[1] if data is not None else None))
         if d is None:
-            raise ValueError("start 'standard' needs the dimension")
-        s = float(process.sigma(t))
+            raise ValueError(f"start {kind!r} needs the dimension")
+        s = float(process.sigma(t)) if kind == "standard" else LADDER_SIGMA_MAX
         eye = torch.eye(d, dtype=torch.float64)
-        return GaussianMixture([1.0], torch.zeros(1, d, dtype=torch.float64), (s**2 * eye)[None], name="standard")
+        return GaussianMixture([1.0], torch.zeros(1, d, dtype=torch.float64), (s**2 * eye)[None], name=kind)
     raise ValueError(f"start must be one of {', '.join(START_KINDS)}, got {kind!r}")

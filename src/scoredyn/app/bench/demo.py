@@ -1,4 +1,4 @@
-"""``scoredyn demo`` wall time: the README's first command, in a fresh process, against the issue's
+"""``scoredyn demo`` wall time: the README's first command, in a fresh process, against the
 target of 30 s on 2 CPU cores.
 
 The demo always runs on the CPU (its study is the exact field on 2-D particles), so ``device`` only
@@ -27,7 +27,7 @@ from .record import record
 
 __all__ = ["run", "time_demo", "TARGET_S"]
 
-TARGET_S = 30.0  # issue 8: `scoredyn demo` in under 30 s on 2 CPU cores
+TARGET_S = 30.0  # the aim: `scoredyn demo` in under 30 s on 2 CPU cores
 
 
 def _children_cpu() -> float:

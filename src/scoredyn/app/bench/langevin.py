@@ -15,8 +15,9 @@ import torch
 from ...core.processes import EDM
 from ...core.registry import resolve_target
 from ...core.targets import GaussianMixture, random_mixture
-from ...kernels._triton import triton_runs_on
-from ...kernels.mixture_langevin import fused_annealed_langevin
+from ...core.fields import AnalyticField
+from ...kernels import triton_runs_on
+from ...samplers import annealed_langevin
 from .record import best_time, record
 
 __all__ = ["run"]
@@ -70,7 +71,8 @@ def run(*, quick: bool, device: str, results=None) -> list[dict]:
                     "dtype": "float32", "target": target.name}  # fmt: skip
 
         def timed(backend, x=x, target=target, steps=steps):
-            fn = lambda: fused_annealed_langevin(target, process, x, grid, steps_per_level=steps, backend=backend)  # noqa: E731
+            field = AnalyticField(target, process)
+            fn = lambda: annealed_langevin(field, x, grid, steps_per_level=steps, backend=backend)  # noqa: E731
             return best_time(fn, repeats=repeats, warmup=1, device=device)
 
         base = None

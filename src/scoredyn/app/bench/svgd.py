@@ -6,7 +6,7 @@ Records (``pairs/s`` counts ``N^2`` kernel evaluations per direction evaluation)
 - ``svgd_pairs_per_s_n{N}_d{D}``: the fused path's pairs/s; baseline the dense formulation where
   its estimated peak fits (``dense_fits``), else none.
 - ``svgd_step_n{N}_d{D}``: one whole SVGD step (the exact mixture's score, the direction, the
-  kick) in seconds, at the step sizes of the issue's target (full: N = 1e5; quick: N = 5000).
+  kick) in seconds (full: N = 1e5; quick: N = 5000).
 - quick (CPU): ``svgd_extra_memory_n20000_d2``, the peak resident memory one step adds at
   N = 20,000 (a child process resets its peak mark after imports, Linux ``clear_refs``), and that
   step's time; baseline the dense offsets tensor alone.
@@ -24,9 +24,8 @@ import torch
 from ...core.fields import AnalyticField
 from ...core.processes import EDM
 from ...core.targets import mog6, mog10
-from ...kernels._triton import triton_available
+from ...kernels import triton_available
 from ...samplers import svgd, svgd_direction
-from ...samplers.svgd import _svgd_direction_dense
 from .record import best_time, record
 
 __all__ = ["run"]
@@ -55,8 +54,15 @@ print(before, status("VmHWM:"), time.perf_counter() - t0)
 """
 
 
+def dense_direction(x: torch.Tensor, score: torch.Tensor, h: float, repulsion: float = 1.0) -> torch.Tensor:
+    """The baseline: eq. 8 of Liu & Wang (2016) term by term through the ``(N, N, D)`` differences."""
+    diff = x[:, None, :] - x[None, :, :]  # diff[i, j] = x_i - x_j
+    k = torch.exp(-(diff**2).sum(-1) / h**2)  # k[i, j] = k(x_j, x_i)
+    return (k @ score + repulsion * ((2.0 / h**2) * k[:, :, None] * diff).sum(1)) / x.shape[0]
+
+
 def dense_bytes(n: int, d: int, element_size: int = 4) -> int:
-    """Estimated peak of ``_svgd_direction_dense``: three ``(N, N, D)`` tensors (the offsets, their
+    """Estimated peak of ``dense_direction``: three ``(N, N, D)`` tensors (the offsets, their
     squares, the kernel gradients) and two ``(N, N)``."""
     return (3 * n * n * d + 2 * n * n) * element_size
 
@@ -85,7 +91,7 @@ def _pairs_records(n: int, d: int, device: torch.device, quick: bool, fused: str
     ours = best_time(lambda: svgd_direction(x, s, H, backend=fused), device=device, **timing)
     dense = None
     if dense_fits(n, d, device, quick):
-        dense = best_time(lambda: _svgd_direction_dense(x, s, H), device=device, **timing)
+        dense = best_time(lambda: dense_direction(x, s, H), device=device, **timing)
     out = [
         record(f"svgd_pairs_per_s_n{n}_d{d}", n * n / ours, "pairs/s", "dense N x N x D tensors",
                None if dense is None else n * n / dense, settings,
@@ -95,9 +101,7 @@ def _pairs_records(n: int, d: int, device: torch.device, quick: bool, fused: str
     if dense is not None:
         line += f", dense {dense * 1e3:9.2f} ms, x{dense / ours:.1f}"
     if device.type == "cuda":  # the tf32x3 variant and the chunked torch path on the same GPU
-        from ...kernels.svgd import svgd_direction_triton
-
-        tf = best_time(lambda: svgd_direction_triton(x, s, H, precision="tf32x3"), device=device, **timing)
+        tf = best_time(lambda: svgd_direction(x, s, H, backend="triton", precision="tf32x3"), device=device, **timing)
         out.append(record(f"svgd_pairs_per_s_tf32x3_n{n}_d{d}", n * n / tf, "pairs/s", "fused, ieee products",
                           n * n / ours, {**settings, "precision": "tf32x3"}, ratio=ours / tf,
                           device=device))  # fmt: skip

@@ -75,6 +75,14 @@ class NetworkField(Field):
         mode = compile if isinstance(compile, str) else None
         self._compiled = torch.compile(net, mode=mode) if compile else None
 
+    def with_options(self, **changes) -> NetworkField:
+        """The same network on the same process with some constructor options changed (``labels``,
+        ``compile``, ``sigma_data``, ``parameterization``)."""
+        options = {"parameterization": self.parameterization, "sigma_data": self.sigma_data,
+                   "labels": self.labels, "compile": self.compile} | changes  # fmt: skip
+        parameterization = options.pop("parameterization")
+        return NetworkField(self.net, self.process, parameterization, **options)
+
     def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
         """The network's prediction at ``x`` (N, D) and times ``t`` (scalar or (N,)), as ``x0hat`` and ``eps``."""
         n = x.shape[0]

@@ -87,6 +87,16 @@ class GaussianMixture:
         w = torch.softmax(log_joint, dim=1)  # (N, K)
         return -torch.einsum("nk,kdn->nd", w, precision_times(self.chol, z))
 
+    def precision_terms(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The mixture in the form a fused score reads: means ``m_k`` (K, D), precisions
+        ``P_k = Sigma_k^{-1}`` (K, D, D, from the Cholesky factors, symmetrised) and log-weights
+        ``c_k = log pi_k + 1/2 log det P_k`` (K,), float64, so that ``grad log p(x) = -sum_k w_k P_k d_k``
+        with ``w = softmax_k(c_k - 1/2 d_k^T P_k d_k)``, ``d_k = x - m_k`` (the ``2 pi`` cancels)."""
+        prec = torch.cholesky_inverse(self.chol)
+        prec = 0.5 * (prec + prec.transpose(1, 2))
+        const = torch.log(self.weights) - torch.log(torch.diagonal(self.chol, dim1=1, dim2=2)).sum(1)
+        return self.means, prec, const
+
     # --- the noised marginal -----------------------------------------------------------------------
     def noised(self, process, t: float | Tensor) -> GaussianMixture:
         """The exact marginal ``p_t`` under ``process`` at time ``t`` (itself a mixture)."""

@@ -20,7 +20,7 @@ from scoredyn.app.study import StudyRun, run_study
 from scoredyn.core.targets import mog6
 from scoredyn.learning import TrainConfig, Trainer, apply_overrides
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def images(page: str) -> list[Image.Image]:

@@ -41,7 +41,7 @@ from scoredyn.core.registry import PROCESSES
 from scoredyn.core.targets import GaussianMixture, mog6
 from scoredyn.samplers import karras_grid, ode
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,6 @@ from scoredyn.samplers import (
     uniform_grid,
     unipc,
 )
-from scoredyn.samplers.ddpm import _posterior
 
 N_STAT = 5000  # particles for the statistical checks
 DETERMINISTIC = {"ddim": ddim, "dpm_solver_2m": dpm_solver_2m, "unipc": unipc}
@@ -257,17 +256,6 @@ def test_ddim_eta_one_equals_ddpm_beta_tilde(steps):
     a = ddim(field, x, grid, eta=1.0, generator=torch.Generator().manual_seed(4)).x
     b = ddpm(field, x, grid, variance="beta_tilde", generator=torch.Generator().manual_seed(4)).x
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-
-
-def test_posterior_coefficients_are_ddpm_betas():
-    # On consecutive integer times sigma_{t|s}^2 is beta_t and the posterior variance beta-tilde_t
-    # (Ho et al. 2020, eq. 7); the general two-time formula reproduces both to float64 rounding.
-    process = DDPMSchedule()
-    tilde = process.betas_tilde()
-    for t in (1, 2, 10, 500, 1000):
-        q = _posterior(process, float(t), float(t - 1))
-        assert q.var_ts == pytest.approx(float(process.betas[t - 1]), rel=1e-9)
-        assert q.var == pytest.approx(float(tilde[t - 1]), rel=1e-9, abs=1e-300)
 
 
 def test_stochastic_samplers_repeat_with_the_same_seed():

@@ -37,6 +37,8 @@ def test_sigma_and_log_snr_invert(p):
     torch.testing.assert_close(p.sigma_to_t(p.sigma(t)), t, rtol=1e-9, atol=1e-9 * p.t_max)
     torch.testing.assert_close(p.log_snr_to_t(p.log_snr(t)), t, rtol=1e-9, atol=1e-9 * p.t_max)
     assert (p.log_snr(t)[1:] < p.log_snr(t)[:-1]).all()  # lambda strictly decreasing
+    # sigma_hat = sigma / alpha = exp(-lambda): its inverse lands on the same times
+    torch.testing.assert_close(p.sigma_hat_to_t(p.sigma(t) / p.alpha(t)), t, rtol=1e-9, atol=1e-9 * p.t_max)
 
 
 @pytest.mark.parametrize("p", [q for q in PROCESSES if q.name != "ve"], ids=[i for i in IDS if i != "ve"])
@@ -84,3 +86,53 @@ def test_closed_form_log_snr_inverses_match_bisection():
     for process in (EDM(), Linear()):
         closed, bisected = process.log_snr_to_t(lam), Process.log_snr_to_t(process, lam)
         assert torch.allclose(closed, bisected, rtol=1e-12, atol=1e-12 * process.t_max)
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=IDS)
+def test_transition_composes_with_the_marginal(p):
+    # x_t = alpha_{t|s} x_s + sigma_{t|s} eps applied to x_s = alpha_s x0 + sigma_s eps' must give the
+    # marginal at t (Kingma et al. 2021, eq. 2): alpha_t = alpha_{t|s} alpha_s and
+    # sigma_t^2 = alpha_{t|s}^2 sigma_s^2 + sigma_{t|s}^2, for s < t, elementwise over a grid
+    t = interior_times(p)
+    s, t = t[:-1], t[1:]
+    q = p.transition(t, s)
+    torch.testing.assert_close(q.alpha_ts * p.alpha(s), p.alpha(t), rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(q.alpha_ts**2 * p.sigma(s) ** 2 + q.var_ts, p.sigma(t) ** 2, rtol=1e-12, atol=1e-15)
+    assert (q.var_ts > 0).all()
+    # the same pair one at a time gives the same numbers
+    one = p.transition(float(t[2]), float(s[2]))
+    assert float(one.var_ts) == pytest.approx(float(q.var_ts[2]), rel=1e-14)
+
+
+def test_posterior_coefficients_are_ddpm_betas():
+    # On consecutive integer times sigma_{t|s}^2 is beta_t, the posterior variance beta-tilde_t, and the
+    # posterior mean's coefficients those of Ho et al. 2020, eq. 7: sqrt(abar_{t-1}) beta_t / (1 - abar_t)
+    # on x_0 and sqrt(1 - beta_t) (1 - abar_{t-1}) / (1 - abar_t) on x_t; written here from the betas
+    process = DDPMSchedule()
+    betas = process.betas
+    abar = torch.cumprod(1 - betas, 0)
+    tilde = process.betas_tilde()
+    for t in (2, 10, 500, 1000):
+        q = process.transition(float(t), float(t - 1))
+        beta, abar_t, abar_s = float(betas[t - 1]), float(abar[t - 1]), float(abar[t - 2])
+        assert float(q.var_ts) == pytest.approx(beta, rel=1e-9)
+        assert float(q.posterior_var) == pytest.approx(float(tilde[t - 1]), rel=1e-9, abs=1e-300)
+        assert float(q.posterior_var) == pytest.approx((1 - abar_s) / (1 - abar_t) * beta, rel=1e-9)
+        assert float(q.posterior_x0) == pytest.approx(math.sqrt(abar_s) * beta / (1 - abar_t), rel=1e-9)
+        assert float(q.posterior_x) == pytest.approx(math.sqrt(1 - beta) * (1 - abar_s) / (1 - abar_t), rel=1e-9)
+    # t = 1 into x_0: the posterior is the point x_0 (variance 0) with weight 1 on x_0
+    q = process.transition(1.0, 0.0)
+    assert float(q.posterior_var) == 0.0 and float(q.posterior_x0) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_transition_forward_draws_the_two_time_kernel():
+    # x_t | x_s ~ N(alpha_{t|s} x_s, sigma_{t|s}^2 I): mean and variance of many draws from one x_s
+    # (N = 200,000: the mean's standard error is 2e-3 sigma_{t|s}, the variance's 3e-3 relative;
+    # bounds of 6 standard errors fail with probability below 1e-8)
+    p = VP()
+    q = p.transition(0.7, 0.3)
+    x_s = torch.full((200_000, 1), 1.5, dtype=torch.float64)
+    x_t = q.forward(x_s, torch.randn(x_s.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    sd = math.sqrt(float(q.var_ts))
+    assert abs(float(x_t.mean()) - 1.5 * float(q.alpha_ts)) < 6 * sd / math.sqrt(2e5)
+    assert abs(float(x_t.var()) / sd**2 - 1) < 6 * math.sqrt(2 / 2e5)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def test_readme_python_example_runs():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     out = io.StringIO()
     scope: dict = {}
@@ -22,7 +22,7 @@ def test_readme_training_example_runs(tmp_path, monkeypatch):
     """The training example trains, reloads the run from its folder, and samples from it."""
     import torch
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
     monkeypatch.chdir(tmp_path)  # the example writes runs/readme
     scope: dict = {}

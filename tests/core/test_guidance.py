@@ -95,7 +95,7 @@ def conditional_mog6(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("cmog6")
     cfg = apply_overrides(
-        load_toml(Path(__file__).parents[1] / "configs" / "mog6.toml"),
+        load_toml(Path(__file__).parents[2] / "configs" / "mog6.toml"),
         [
             f"run.out={out}",
             "optim.steps=1500",

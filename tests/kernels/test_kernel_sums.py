@@ -1,5 +1,6 @@
-"""The fused SVGD direction (Triton, run on the CPU by its interpreter) and the memory-budgeted
-torch path, each against the dense ``(N, N, D)`` reference ``_svgd_direction_dense``.
+"""The SVGD direction's kernel sums: the fused Triton pass (run on the CPU by its interpreter) and the
+memory-budgeted torch blocks, each through ``svgd_direction`` against the dense ``(N, N, D)`` form of
+eq. 8 written in the tests (``_references.svgd_direction_dense``).
 
 ``TRITON_INTERPRET=1`` must be in force before ``triton.language`` is first imported (its library
 functions are decorated then). If another test module imported triton earlier in this process,
@@ -12,28 +13,24 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (see the module doc)
 
-import importlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from _references import svgd_direction_dense  # noqa: E402
 from scoredyn.core.fields import AnalyticField  # noqa: E402
 from scoredyn.core.processes import EDM  # noqa: E402
 from scoredyn.core.targets import mog6  # noqa: E402
+from scoredyn.kernels import svgd as kernels  # noqa: E402
 from scoredyn.samplers import (  # noqa: E402
     geometric_sigma_grid,  # noqa: E402
     svgd,
     svgd_direction,
 )
-from scoredyn.samplers.svgd import _chunk_rows, _svgd_direction_dense
-
-svgd_module = importlib.import_module("scoredyn.samplers.svgd")  # the package re-exports the function svgd
 
 triton = pytest.importorskip("triton")
-
-from scoredyn.kernels.svgd import block_config, svgd_direction_triton  # noqa: E402
 
 
 def _interpreter_ready() -> bool:
@@ -76,20 +73,20 @@ Tensor = torch.Tensor
     ("n", "d", "spread", "h"),
     [
         (150, 2, 2.0, 1.0),  # 150 = 2 tiles + 22: partial row and column tiles
-        (100, 10, 1.0, 3.0),  # W = 16
-        (70, 64, 1.0, 10.0),  # W = 128 > D + 1: padded accumulators; k ~ exp(-1.3) typical
+        (100, 10, 1.0, 3.0),  # W = 2 D + 1 = 21 padded to 32
+        (70, 64, 1.0, 10.0),  # W = 256 > 2 D + 1: padded accumulators; k ~ exp(-1.3) typical
     ],
 )
 def test_triton_equals_dense(n, d, spread, h):
     g = _gen(n + d)
     x = spread * torch.randn(n, d, generator=g) + 3.0  # off-centre: the kernel centres
     s = torch.randn(n, d, generator=g)
-    assert n % block_config(d)[0] != 0 and block_config(d)[2] >= d + 1
+    assert n % kernels.block_config(2 * d + 1)[0] != 0 and kernels.block_config(2 * d + 1)[2] >= 2 * d + 1
     k = torch.exp(-torch.cdist(x, x).square() / h**2)
     assert 0.05 < float(k.mean()) < 0.6  # most pairs count: the kernel is neither ~0 nor ~1
     for lam in (0.0, 1.0):
-        fused = svgd_direction_triton(x, s, h, lam)
-        ref = _svgd_direction_dense(x.double(), s.double(), h, lam)  # float64, same float32 inputs
+        fused = svgd_direction(x, s, h, lam, backend="triton")
+        ref = svgd_direction_dense(x.double(), s.double(), h, lam)  # float64, same float32 inputs
         err = (fused.double() - ref).norm(dim=1)
         # float32: each k carries a relative error <= (d2/h^2 + 2) u (exponent argument and exp), the
         # row sums over N <= 150 terms at most N u in the worst order; 30 + 150 < 200, so err is
@@ -103,8 +100,8 @@ def test_triton_float64_equals_dense():
     g = _gen(3)
     x = 2.0 * torch.randn(90, 3, generator=g, dtype=torch.float64)
     s = torch.randn(90, 3, generator=g, dtype=torch.float64)
-    fused = svgd_direction_triton(x, s, 1.5, 1.0)
-    dense = _svgd_direction_dense(x, s, 1.5, 1.0)
+    fused = svgd_direction(x, s, 1.5, 1.0, backend="triton")
+    dense = svgd_direction_dense(x, s, 1.5, 1.0)
     # float64 sums of the same terms in another order (as the chunked test): measured ~1e-15
     assert fused.dtype == torch.float64 and float((fused - dense).norm()) <= 1e-12 * float(dense.norm())
 
@@ -126,15 +123,20 @@ def test_svgd_triton_backend_follows_torch_backend():
 @needs_interpreter
 def test_backend_and_precision_checks(monkeypatch):
     x = torch.randn(20, 2, generator=_gen(1))
+    values = torch.cat([-x, x, torch.ones(20, 1)], 1)
     with pytest.raises(ValueError, match="precision"):
-        svgd_direction_triton(x, -x, 1.0, precision="fp16")
+        kernels.kernel_sums(x, values, 1.0, backend="triton", precision="fp16")
+    # the tf32x3 products run (the interpreter computes them in float32: the same sums to rounding)
+    ieee = kernels.kernel_sums(x, values, 1.0, backend="triton")
+    tf32x3 = kernels.kernel_sums(x, values, 1.0, backend="triton", precision="tf32x3")
+    torch.testing.assert_close(tf32x3, ieee, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="backend"):
         svgd_direction(x, -x, 1.0, backend="cuda")
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # a CPU tensor without the interpreter
     with pytest.raises(ValueError, match="backend 'triton' cannot run here"):
         svgd_direction(x, -x, 1.0, backend="triton")
     with pytest.raises(ValueError, match="cannot run here"):
-        svgd_direction_triton(x, -x, 1.0)
+        kernels.kernel_sums_triton(x, values, 1.0)
     assert torch.equal(svgd_direction(x, -x, 1.0, backend="auto"), svgd_direction(x, -x, 1.0, backend="torch"))
 
 
@@ -160,17 +162,17 @@ def test_tiny_budget_sets_the_block_and_equals_dense(monkeypatch):
     s = torch.randn(n, d, generator=g, dtype=torch.float64)
     row = (2 * n + 8 * d) * 8  # bytes one block row may hold (K row, a scratch row, the c x D temporaries)
     budget = 5 * row + row // 2
-    assert _chunk_rows(n, d, 8, budget) == 5 and _chunk_rows(n, d, 8, row - 1) == 1
-    assert _chunk_rows(n, d, 8) == svgd_module.MEMORY_BUDGET // row
+    assert kernels.chunk_rows(n, d, 8, budget) == 5 and kernels.chunk_rows(n, d, 8, row - 1) == 1
+    assert kernels.chunk_rows(n, d, 8) == kernels.MEMORY_BUDGET // row
     blocks = []
-    real = svgd_module._row_block
-    monkeypatch.setattr(svgd_module, "_row_block", lambda xi, *a: blocks.append(xi.shape[0]) or real(xi, *a))
+    real = kernels._row_block
+    monkeypatch.setattr(kernels, "_row_block", lambda xi, *a: blocks.append(xi.shape[0]) or real(xi, *a))
     for lam in (0.0, 1.0):
         blocks.clear()
         phi = svgd_direction(x, s, 1.5, lam, memory_budget=budget)
         # every block's kernel rows K (c, N) fit the budget: 41 blocks of 5 rows and one of 3
         assert blocks == [5] * 40 + [3] and max(blocks) * n * 8 <= budget
-        dense = _svgd_direction_dense(x, s, 1.5, lam)
+        dense = svgd_direction_dense(x, s, 1.5, lam)
         # float64 sums of the same terms in another order: measured ~1e-15
         assert float((phi - dense).norm()) <= 1e-12 * float(dense.norm())
     blocks.clear()
@@ -183,8 +185,8 @@ def test_svgd_passes_the_budget_and_checks_it(monkeypatch):
     grid = geometric_sigma_grid(field.process, 2, sigma_max=2.0, sigma_min=1.0)
     x0 = 2.0 * torch.randn(60, 2, generator=_gen(2), dtype=torch.float64)
     blocks = []
-    real = svgd_module._row_block
-    monkeypatch.setattr(svgd_module, "_row_block", lambda xi, *a: blocks.append(xi.shape[0]) or real(xi, *a))
+    real = kernels._row_block
+    monkeypatch.setattr(kernels, "_row_block", lambda xi, *a: blocks.append(xi.shape[0]) or real(xi, *a))
     small = svgd(field, x0, grid, steps_per_level=2, backend="torch", memory_budget=(2 * 60 + 16) * 8 * 7)
     assert set(blocks) == {7, 4} and len(blocks) == 4 * 9  # 4 steps of 8 blocks of 7 rows and one of 4
     whole = svgd(field, x0, grid, steps_per_level=2, backend="torch")

@@ -1,4 +1,4 @@
-"""Whether a Triton kernel can run on a tensor's device.
+"""Which backend runs: whether Triton can run on a tensor's device, and the one check of a backend name.
 
 Triton compiles for CUDA; with ``TRITON_INTERPRET=1`` (set before ``triton`` is first imported) it
 runs the same kernels on CPU tensors through its NumPy interpreter, which is how CI checks them.
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 
 import torch
+
+__all__ = ["triton_available", "interpreting", "triton_runs_on", "check_backend", "jit"]
 
 
 @functools.cache
@@ -33,6 +36,19 @@ def triton_runs_on(device: str | torch.device) -> bool:
     if not triton_available():
         return False
     return torch.device(device).type == "cuda" or interpreting()
+
+
+def check_backend(backend: str, choices: Sequence[str], device: str | torch.device, auto: str) -> str:
+    """``backend`` if it is one of ``choices`` (``"auto"`` becomes ``auto``); an explicit ``"triton"``
+    must be able to run on ``device`` (``ValueError`` naming the reason otherwise)."""
+    if backend not in choices:
+        raise ValueError(f"backend must be one of {', '.join(choices)}, got {backend!r}")
+    if backend == "auto":
+        return auto
+    if backend == "triton" and not triton_runs_on(device):
+        why = "triton is not installed" if not triton_available() else f"the tensor is on {device}, not CUDA"
+        raise ValueError(f"backend 'triton' cannot run here: {why} (TRITON_INTERPRET=1 runs it on the CPU)")
+    return backend
 
 
 _JITTED: dict[tuple[object, bool], object] = {}
