@@ -180,15 +180,15 @@ def test_cloud_kde_is_scipys_gaussian_kde(target):
     the peak (the bound 1e-11 leaves room for the expansion |u|^2 + |v|^2 - 2 u.v)."""
     from scipy.stats import gaussian_kde
 
-    from scoredyn.app.viz.clouds import _kde_on
+    from scoredyn.app.viz.clouds import kde_on
 
     x = target.sample(700, torch.Generator().manual_seed(3)).numpy()
     X, Y = np.meshgrid(np.linspace(-12, 12, 61), np.linspace(-11, 11, 53))
-    ours = _kde_on(x, X, Y)
+    ours = kde_on(x, X, Y)
     ref = gaussian_kde(x.T)(np.stack([X.ravel(), Y.ravel()])).reshape(X.shape)
     assert ours.shape == X.shape and ref.max() > 1e-3
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-11 * ref.max())
-    assert _kde_on(np.zeros((10, 2)) + 1.0, X, Y) is None  # collapsed onto a point: no KDE
+    assert kde_on(np.zeros((10, 2)) + 1.0, X, Y) is None  # collapsed onto a point: no KDE
 
 
 # --- dynamics ---------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from ...core.fields import AnalyticField
 from ...core.processes import EDM
 from ...core.registry import resolve_target
 from ...core.targets import GaussianMixture, random_mixture
-from ...core.fields import AnalyticField
 from ...kernels import triton_runs_on
 from ...samplers import annealed_langevin
 from .record import best_time, record

@@ -56,7 +56,7 @@ def _net_calls(field: NetworkField, n: int, nfe: int, device: str):
     """The network alone: ``nfe`` calls on ``n`` inputs of the run's shape."""
     x = torch.randn(n, 2, device=device)
     c = torch.zeros(n, device=device)
-    call = field._call_net
+    call = field.call_network
 
     def calls():
         for _ in range(nfe):

@@ -26,19 +26,19 @@ class BadInput(Exception):
     """A user error: reported as one line, exit status 2."""
 
 
-def _fail(msg: str) -> None:
+def fail(msg: str) -> None:
     raise BadInput(msg)
 
 
-def _device(name: str) -> str:
+def check_device(name: str) -> str:
     if name not in ("cpu", "cuda"):
-        _fail(f"--device must be cpu or cuda, got {name!r}")
+        fail(f"--device must be cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        _fail("--device cuda asked for, but no CUDA device is available")
+        fail("--device cuda asked for, but no CUDA device is available")
     return name
 
 
-def _progress() -> Progress:
+def progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -50,10 +50,10 @@ def _progress() -> Progress:
     )
 
 
-def _source(target: str | None, checkpoint: Path | None, *, ema: bool = True, device: str = "cpu"):
+def resolve_source(target: str | None, checkpoint: Path | None, *, ema: bool = True, device: str = "cpu"):
     """Exactly one of --target / --checkpoint, resolved: (a mixture or a trained model, its label)."""
     if (target is None) == (checkpoint is None):
-        _fail("give exactly one of --target and --checkpoint")
+        fail("give exactly one of --target and --checkpoint")
     if target is not None:
         tg = resolve_target(target)
         return tg, tg.name

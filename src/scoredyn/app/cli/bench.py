@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._common import _device, _fail, app, err, out
+from ._common import app, check_device, err, fail, out
 
 
 def _fmt(v) -> str:
@@ -35,12 +35,12 @@ def bench(
     from ..bench.record import CHECKOUT_RESULTS
     from ..bench.suite import part_names, run_suite
 
-    device = _device(device)
+    device = check_device(device)
     if not quick and device == "cpu":
-        _fail("the full suite is GPU-sized: use --device cuda, or --quick on the CPU")
+        fail("the full suite is GPU-sized: use --device cuda, or --quick on the CPU")
     for p in part or []:
         if p not in part_names():
-            _fail(f"unknown --part {p!r}: use one of {', '.join(part_names())}")
+            fail(f"unknown --part {p!r}: use one of {', '.join(part_names())}")
     if results is None and not CHECKOUT_RESULTS.parent.is_dir():
         results = Path("bench-results")  # an installed copy has no benchmarks/ folder beside it
     folder = results or CHECKOUT_RESULTS

@@ -19,7 +19,7 @@ from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, lo
 from ...util.versions import versions
 from ..registry import GRIDS, SAMPLERS, resolve_sampler
 from ..sampling import sample as run_sampler
-from ._common import _device, _fail, _progress, _source, app, err, out
+from ._common import app, check_device, err, fail, out, progress, resolve_source
 
 
 @app.command()
@@ -45,21 +45,21 @@ def sample(
     checkpoint (read on the sampler's process at equal SNR); write an .npz."""
     for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
         if value < 1:
-            _fail(f"{name} must be a positive integer, got {value}")
+            fail(f"{name} must be a positive integer, got {value}")
     if seed < 0:
-        _fail(f"--seed must be >= 0, got {seed}")
+        fail(f"--seed must be >= 0, got {seed}")
     if out_path.suffix != ".npz":
-        _fail(f"--out must end in .npz, got {out_path}")
-    dev = _device(device)
+        fail(f"--out must end in .npz, got {out_path}")
+    dev = check_device(device)
     if label is not None and not label.lstrip("-").isdigit():
-        _fail(f"--class must be an integer, got {label!r}")
+        fail(f"--class must be an integer, got {label!r}")
     if not guidance >= 0:
-        _fail(f"--guidance must be >= 0, got {guidance}")
+        fail(f"--guidance must be >= 0, got {guidance}")
     klass = None if label is None else int(label)
-    source, source_name = _source(target, checkpoint, ema=ema, device=dev)
+    source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     total = levels if resolve_sampler(sampler).per_level else steps
     t0 = time.perf_counter()
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"{sampler} on {source_name}", total=total)
         result, settings = run_sampler(
             source,
@@ -80,7 +80,7 @@ def sample(
     wall = time.perf_counter() - t0
     x = result.x.detach().cpu().double().numpy()
     if not np.isfinite(x).all():
-        _fail(f"{sampler} produced NaN or inf; nothing written")
+        fail(f"{sampler} produced NaN or inf; nothing written")
     settings.update(wall_s=wall, versions=versions())
     atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
@@ -104,9 +104,9 @@ def evaluate(
         data = read_run(checkpoint)[2].data  # the run's data set; its weights are not needed
         report = judge_samples(torch.from_numpy(x), data.name, n_train=data.n, data_seed=data.seed, seed=seed)
     else:
-        tg, _ = _source(target, checkpoint)
+        tg, _ = resolve_source(target, checkpoint)
         if x.shape[1] != tg.dim:
-            _fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
+            fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
         report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
     if as_json:
         print(json.dumps(report))
@@ -139,9 +139,9 @@ def demo(
     from ..study import MAIN_RUNS, default_workers, langevin_steps_sweep, svgd_sweep
 
     if n < 10:
-        _fail(f"--n must be at least 10, got {n}")
+        fail(f"--n must be at least 10, got {n}")
     if workers < 0:
-        _fail(f"--workers must be >= 0, got {workers}")
+        fail(f"--workers must be >= 0, got {workers}")
     target = mog6()
     sections = [("main", list(MAIN_RUNS))]
     if sweeps:
@@ -173,7 +173,7 @@ def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_s
     from ..study import run_study
 
     tables, all_samples = {}, {}
-    with _progress() as bar:
+    with progress() as bar:
         for name, runs in sections:
             task = bar.add_task(name, total=len(runs))
             rows, samples = run_study(

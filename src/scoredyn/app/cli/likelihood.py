@@ -19,7 +19,7 @@ from ...likelihood import decode, encode, slerp
 from ...util.files import atomic_savez, load_samples
 from ...util.versions import versions
 from ..estimate import ESTIMATORS, data_end_time, estimate_likelihood, source_field
-from ._common import _device, _fail, _progress, _source, app, err, out
+from ._common import app, check_device, err, fail, out, progress, resolve_source
 
 HELD_OUT = "held-out"
 TargetOpt = Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")]
@@ -69,20 +69,20 @@ def likelihood(
     """log p(x) of every data row by the probability-flow ODE (exact or Hutchinson divergence), or the
     DDPM variational bound; prints the mean with its standard error, and bits/dim for discrete data."""
     if estimator not in ESTIMATORS:
-        _fail(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        fail(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     for name, value in (("--hutchinson", hutchinson), ("--n", n), ("--dequantize", dequantize), ("--seed", seed)):
         if value < 0:
-            _fail(f"{name} must be >= 0, got {value}")
+            fail(f"{name} must be >= 0, got {value}")
     if batch < 1:
-        _fail(f"--batch must be a positive integer, got {batch}")
+        fail(f"--batch must be a positive integer, got {batch}")
     if dequantize == 1:
-        _fail("--dequantize needs at least 2 levels (or 0 for continuous data)")
+        fail("--dequantize needs at least 2 levels (or 0 for continuous data)")
     if not (rtol > 0 and atol > 0):
-        _fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
-    source, source_name = _source(target, checkpoint, ema=ema, device=_device(device))
+        fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
+    source, source_name = resolve_source(target, checkpoint, ema=ema, device=check_device(device))
     x = _data(data, source, n or None, seed)
     t0 = time.perf_counter()
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"log p on {source_name}", total=x.shape[0])
         result = estimate_likelihood(
             source,
@@ -130,16 +130,16 @@ def interpolate(
     """Encode two data points to the PF-ODE's latents at t_max, interpolate them spherically, and
     decode the path back to data; writes the path (its 'samples') and the latents to an .npz."""
     if out_path.suffix != ".npz":
-        _fail(f"--out must end in .npz, got {out_path}")
+        fail(f"--out must end in .npz, got {out_path}")
     if n < 2:
-        _fail(f"--n must be at least 2, got {n}")
+        fail(f"--n must be at least 2, got {n}")
     if not rtol > 0:
-        _fail(f"--rtol must be positive, got {rtol}")
-    source, source_name = _source(target, checkpoint, ema=ema, device=_device(device))
+        fail(f"--rtol must be positive, got {rtol}")
+    source, source_name = resolve_source(target, checkpoint, ema=ema, device=check_device(device))
     x = _data(data, source, None, seed)
     i, j = pair
     if not (0 <= i < x.shape[0] and 0 <= j < x.shape[0]) or i == j:
-        _fail(f"--pair must be two different row indices in 0..{x.shape[0] - 1}, got {i} {j}")
+        fail(f"--pair must be two different row indices in 0..{x.shape[0] - 1}, got {i} {j}")
     fld, _prior, sigma_min = source_field(source, process)
     t0 = data_end_time(fld.process, sigma_min)
     ends = x[[i, j]]
@@ -147,7 +147,7 @@ def interpolate(
     latents = slerp(z[0], z[1], n)
     path = decode(fld, latents, t0=t0, rtol=rtol, atol=rtol)
     if not torch.isfinite(path).all():
-        _fail("the decoded path has NaN or inf; nothing written")
+        fail("the decoded path has NaN or inf; nothing written")
     settings = {"source": source_name, "pair": [i, j], "n": n, "rtol": rtol, "t0": t0, "versions": versions()}
     atomic_savez(
         out_path,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import _fail, _progress, _source, app, err
+from ._common import app, err, fail, progress, resolve_source
 
 
 @app.command()
@@ -39,11 +39,11 @@ def explore(
     from ..explorer import build_explorer, serve
 
     if out_path.suffix.lower() not in (".html", ".htm"):
-        _fail(f"--out must end in .html, got {out_path}")
+        fail(f"--out must end in .html, got {out_path}")
     if n < 10 or frames < 2:
-        _fail(f"--n must be at least 10 and --frames at least 2, got {n} and {frames}")
-    source, name = _source(target, checkpoint)
-    with _progress() as bar:
+        fail(f"--n must be at least 10 and --frames at least 2, got {n} and {frames}")
+    source, name = resolve_source(target, checkpoint)
+    with progress() as bar:
         task = bar.add_task(f"explorer for {name}", total=None)
         info = build_explorer(
             source, out_path, n=n, frames=frames, seed=seed, log=lambda msg: bar.update(task, description=str(msg)[:60])

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import _fail, app, err
+from ._common import app, err, fail
 
 physics_app = typer.Typer(no_args_is_help=True, help="Learned force fields: Langevin MD with a denoiser's score.")
 app.add_typer(physics_app, name="physics")
@@ -20,7 +20,7 @@ def _system(name: str) -> str:
     from ...physics import SYSTEMS
 
     if name not in SYSTEMS:
-        _fail(f"unknown system {name!r}: use one of {', '.join(SYSTEMS)}")
+        fail(f"unknown system {name!r}: use one of {', '.join(SYSTEMS)}")
     return name
 
 
@@ -42,11 +42,11 @@ def simulate(
 
     for name, value in (("--steps", steps), ("--walkers", walkers), ("--save-every", save_every)):
         if value < 1:
-            _fail(f"{name} must be a positive integer, got {value}")
+            fail(f"{name} must be a positive integer, got {value}")
     if not (sigma > 0 and friction > 0 and (dt is None or dt > 0)):
-        _fail("--sigma, --friction and --dt must be positive")
+        fail("--sigma, --friction and --dt must be positive")
     if force != "true" and not Path(force).is_dir():
-        _fail(f"--force must be 'true' or a trained run folder, got {force!r}")
+        fail(f"--force must be 'true' or a trained run folder, got {force!r}")
     info = run(_system(system), out_dir, force=force, sigma=sigma, steps=steps, dt=dt, friction=friction,
                walkers=walkers, save_every=save_every, seed=seed, progress=err.is_terminal)  # fmt: skip
     err.print(f"wrote {info['path']}: {info['frames']} frames x {walkers} walkers; {info['blown_up']:.0%} blew up")
@@ -63,7 +63,7 @@ def train(
     from ..experiments.twoforone import train as run
 
     if steps is not None and steps < 1:
-        _fail(f"--steps must be a positive integer, got {steps}")
+        fail(f"--steps must be a positive integer, got {steps}")
     model = run(_system(system), out_dir, steps=steps, seed=seed, progress=err.is_terminal)
     err.print(f"trained a score model of {system} to step {model.step}; wrote {out_dir}")
 
@@ -84,7 +84,7 @@ def compare(
     from ..experiments.twoforone import compare_run
 
     if steps is not None and steps < 1:
-        _fail(f"--steps must be a positive integer, got {steps}")
+        fail(f"--steps must be a positive integer, got {steps}")
     doc = compare_run(_system(system), out_dir, steps=steps, seed=seed, quick=quick, progress=err.is_terminal)
     if as_json:
         print(json.dumps(doc))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ...core.registry import PROCESSES
-from ._common import _device, app, err
+from ._common import app, check_device, err
 
 
 @app.command()
@@ -47,7 +47,7 @@ def train(
     items = [f"{k}={v}" for k, v in flags.items() if v is not None]
     items.append(f"run.progress={progress and err.is_terminal}")
     cfg = apply_overrides(cfg, items + list(overrides or []))
-    _device(cfg.run.device)
+    check_device(cfg.run.device)
     if fresh and Path(cfg.run.out, "checkpoints").exists():
         import shutil
 

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ...physics import Reference, System, density_grid, free_energy_profile
 from ...physics.alanine import BOLTZMANN_KJ, ramachandran_surface
-from ..viz._common import ACCENT, INK, NAVY, TEAL, as_numpy, new_figure
+from ..viz.common import ACCENT, INK, NAVY, TEAL, as_numpy, new_figure
 
 __all__ = ["free_energy_figure", "samples_figure", "ramachandran_figure"]
 

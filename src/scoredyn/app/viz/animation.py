@@ -18,7 +18,7 @@ from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 from ...core.registry import resolve_process
 from ...core.targets import GaussianMixture
 from ..sampling import sample
-from ._common import NAVY, as_numpy, density_on, hdr_levels, limits, marginal, mixture_box, new_figure, plane_grid
+from .common import NAVY, as_numpy, density_on, hdr_levels, limits, marginal, mixture_box, new_figure, plane_grid
 from .io import atomic_path
 
 __all__ = ["animate", "sampler_frames", "Frames"]

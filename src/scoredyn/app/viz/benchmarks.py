@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from ._common import new_figure
+from .common import new_figure
 
 __all__ = ["accuracy_vs_nfe", "likelihood_plot", "benchmark_rows"]
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ...core.targets import GaussianMixture
-from ._common import (
+from .common import (
     ACCENT,
     INK,
     NAVY,
@@ -82,7 +82,7 @@ def sample_clouds(
         lims = limits(lim, *clouds.values(), *([ref] if ref is not None else []))
     X, Y, _ = plane_grid(lims, grid)
     area = (X[0, 1] - X[0, 0]) * (Y[1, 0] - Y[0, 0])
-    truth = density_on(law, X, Y) if law is not None else _kde_on(ref, X, Y) if ref is not None else None
+    truth = density_on(law, X, Y) if law is not None else kde_on(ref, X, Y) if ref is not None else None
     if ref is not None and law is None and truth is None:
         raise ValueError("reference samples are degenerate (singular covariance): no density to draw")
     levels = hdr_levels(truth, area, MASSES) if truth is not None else None
@@ -98,7 +98,7 @@ def sample_clouds(
             ax.contour(X, Y, truth, levels=levels, colors=INK, linewidths=1.2, linestyles=["--", "-"][: levels.size])
         shown = x[:max_points]
         ax.scatter(shown[:, 0], shown[:, 1], s=4, color=NAVY, alpha=0.35, linewidths=0, rasterized=True)
-        est = _kde_on(x, X, Y) if kde else None
+        est = kde_on(x, X, Y) if kde else None
         if est is not None:
             own = levels if levels is not None and levels.size else hdr_levels(est, area, MASSES)
             ax.contour(X, Y, est, levels=own, colors=ACCENT, linewidths=1.4, linestyles=["--", "-"][: own.size])
@@ -123,7 +123,7 @@ def sample_clouds(
     return fig
 
 
-def _kde_on(x: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray | None:
+def kde_on(x: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray | None:
     """Gaussian KDE (Scott's bandwidth) of 2-D points on the mesh; ``None`` where the points'
     covariance is singular or nearly so (a cloud collapsed onto points or a line).
 

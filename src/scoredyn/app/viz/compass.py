@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ...core.fields import Field
 from ...core.targets import GaussianMixture
-from ._common import (
+from .common import (
     ACCENT,
     GOLD,
     INK,

@@ -28,7 +28,7 @@ from ...core.fields import AnalyticField, Field
 from ...core.processes import VP, Process
 from ...core.targets import GaussianMixture
 from ...samplers import karras_grid, ode, reverse_sde, start_distribution
-from ._common import (
+from .common import (
     INK,
     NAVY,
     as_numpy,

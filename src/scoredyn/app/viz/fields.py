@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 
 from ...core.fields import Field, OnProcess
 from ...core.targets import GaussianMixture
-from ._common import (
+from .common import (
     as_numpy,
     check_2d,
     density_on,

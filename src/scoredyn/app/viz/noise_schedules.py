@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ...core.processes import Process
 from ...core.registry import PROCESSES
-from ._common import new_figure
+from .common import new_figure
 
 __all__ = ["schedules"]
 

@@ -13,8 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from ._common import new_figure
 from .benchmarks import benchmark_rows
+from .common import new_figure
 
 __all__ = ["scaling_figure"]
 

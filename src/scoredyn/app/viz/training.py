@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ._common import NAVY, as_numpy, new_figure
+from .common import NAVY, as_numpy, new_figure
 
 __all__ = ["training_curves", "digits_grid", "read_metrics"]
 

@@ -96,7 +96,7 @@ class NetworkField(Field):
             y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
         param = next(self.net.parameters(), None)
         net_dtype = param.dtype if param is not None else x.dtype
-        out = self._call_net((c_in * x).to(net_dtype), c_noise.to(net_dtype).expand(n).contiguous(), y)
+        out = self.call_network((c_in * x).to(net_dtype), c_noise.to(net_dtype).expand(n).contiguous(), y)
         x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
         a, s, da, ds = (c.expand(n, 1) for c in (a, s, da, ds))
         return Prediction(x, a, s, da, ds, x0, eps)
@@ -119,7 +119,7 @@ class NetworkField(Field):
             c.memo[key] = terms
         return terms
 
-    def _call_net(self, x_in: Tensor, c_noise: Tensor, y: Tensor | None) -> Tensor:
+    def call_network(self, x_in: Tensor, c_noise: Tensor, y: Tensor | None) -> Tensor:
         """The network, through ``torch.compile`` when ``compile`` asks for it."""
         if self._compiled is None:
             return self.net(x_in, c_noise, y)

@@ -18,7 +18,7 @@ from torch import Tensor
 from ...util.files import atomic_write_json
 from ..tensors import LOG_2PI, as_time
 
-__all__ = ["GaussianMixture", "random_mixture"]
+__all__ = ["GaussianMixture", "random_mixture", "rotated_cov", "component_terms", "precision_times"]
 
 
 class GaussianMixture:
@@ -215,7 +215,9 @@ def random_mixture(
     return GaussianMixture(weights, means, covs, name or f"random-{dim}d-{n_components}k-seed{seed}")
 
 
-def _rotated_cov(std_major: float, std_minor: float, angle_deg: float) -> list[list[float]]:
+def rotated_cov(std_major: float, std_minor: float, angle_deg: float) -> list[list[float]]:
+    """The 2-D covariance ``R diag(a^2, b^2) R^T`` with standard deviations ``a`` along the axis at
+    ``angle_deg`` degrees and ``b`` across it (symmetrised against rounding)."""
     th = math.radians(angle_deg)
     r = torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=torch.float64)
     cov = r @ torch.diag(torch.tensor([std_major**2, std_minor**2], dtype=torch.float64)) @ r.T

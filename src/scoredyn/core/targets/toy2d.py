@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .mixture import GaussianMixture, _rotated_cov, random_mixture
+from .mixture import GaussianMixture, random_mixture, rotated_cov
 
 __all__ = ["mog6", "rings", "offcentre", "mog10", "PointCloud", "POINT_CLOUDS"]
 
@@ -35,7 +35,7 @@ def mog6() -> GaussianMixture:
     (weight 0.55); no symmetry (the study target of the particle-dynamics text)."""
     w = [c[0] for c in _MOG6]
     mu = [c[1] for c in _MOG6]
-    cov = [_rotated_cov(c[2], c[3], c[4]) for c in _MOG6]
+    cov = [rotated_cov(c[2], c[3], c[4]) for c in _MOG6]
     return GaussianMixture(w, mu, cov, name="mog6")
 
 
@@ -49,7 +49,7 @@ def rings() -> GaussianMixture:
         for j in range(count):
             th = 2 * math.pi * j / count
             mu.append((radius * math.cos(th), radius * math.sin(th)))
-            cov.append(_rotated_cov(tangential, 0.08, math.degrees(th) + 90.0))
+            cov.append(rotated_cov(tangential, 0.08, math.degrees(th) + 90.0))
             w.append(1.0)
     total = sum(w)
     return GaussianMixture([x / total for x in w], mu, cov, name="rings")
@@ -66,7 +66,7 @@ def offcentre() -> GaussianMixture:
     return GaussianMixture(
         [c[0] for c in comps],
         [c[1] for c in comps],
-        [_rotated_cov(c[2], c[3], c[4]) for c in comps],
+        [rotated_cov(c[2], c[3], c[4]) for c in comps],
         name="offcentre",
     )
 
