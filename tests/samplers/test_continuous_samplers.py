@@ -239,14 +239,55 @@ def test_velocity_at_sigma_zero_is_the_limit(process_name):
 # --- identities between samplers ------------------------------------------------------------------
 
 
+def _v(field, x, t):
+    """The probability-flow velocity as Song et al. (2021, eq. 13) write it, ``f x - g^2 s / 2``."""
+    p = field.process
+    return p.f(t).to(x.dtype) * x - 0.5 * p.g2(t).to(x.dtype) * field.score(x, t)
+
+
+def _reference_edm_heun(field, x, grid, g, S_churn, S_tmin, S_tmax, S_noise):
+    """Karras et al. (2022), Algorithm 2, written here from the paper, in ``sigma_hat = sigma / alpha`` for
+    any process: churn by the forward kernel ``x_t | x_s``, then Heun on ``dx/dt = f x - g^2 s / 2``
+    (Euler alone into ``sigma = 0``)."""
+    p, n = field.process, len(grid) - 1
+    for i in range(n):
+        t, t_next = grid[i], grid[i + 1]
+        sigma_hat = float(p.sigma(t) / p.alpha(t))
+        gamma = min(S_churn / n, math.sqrt(2.0) - 1.0) if S_tmin <= sigma_hat <= S_tmax else 0.0
+        if gamma > 0.0:
+            t_hat = torch.maximum(p.sigma_hat_to_t(torch.tensor((1.0 + gamma) * sigma_hat, dtype=torch.float64)), t)
+            ratio = p.alpha(t_hat) / p.alpha(t)
+            std = torch.sqrt(p.sigma(t_hat) ** 2 - ratio**2 * p.sigma(t) ** 2)
+            x = ratio * x + std * S_noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
+            t = t_hat
+        h = t_next - t
+        d = _v(field, x, t)
+        x_euler = x + h * d
+        x = x_euler if float(p.sigma(t_next)) == 0.0 else x + 0.5 * h * (d + _v(field, x_euler, t_next))
+    return x
+
+
 @pytest.mark.parametrize("process_name", ["edm", "vp-linear"])
-def test_edm_heun_without_churn_is_ode_heun(process_name):
+@pytest.mark.parametrize(
+    "churn",
+    [{}, {"S_churn": 3.0, "S_tmin": 0.05, "S_tmax": 5.0, "S_noise": 1.007}, {"S_churn": 10.0, "S_tmin": 0.05}],
+    ids=["no-churn", "churn-below-cap", "churn-capped"],
+)
+def test_edm_heun_is_karras_algorithm_2(process_name, churn):
+    # the sampler against the algorithm written independently above, with and without churn (S_churn / N =
+    # 0.25 below the cap sqrt 2 - 1 tests the per-step gamma, 10 / 12 the cap): the two
+    # write the velocity differently (alpha' x0hat - (d sigma^2/dt) s / 2 there, f x - g^2 s / 2 here), so
+    # they agree to rounding (measured <= 2e-14 relative); any change to gamma, S_noise, S_tmin/S_tmax,
+    # the kernel or the Heun step moves the particles by far more than 1e-9
     target, process = mog6(), PROCESSES[process_name]()
     field, grid = AnalyticField(target, process), karras_grid(process, 12)
-    x = _start(target, process, grid, 300, _gen("edm0"))
-    a = edm_heun(field, x, grid)
-    b = ode(field, x, grid, method="heun")
-    assert torch.equal(a.x, b.x) and a.nfe == b.nfe == 23
+    x = _start(target, process, grid, 300, _gen("edm", process_name))
+    knobs = {"S_churn": 0.0, "S_tmin": 0.0, "S_tmax": math.inf, "S_noise": 1.0} | churn
+    ours = edm_heun(field, x, grid, generator=_gen("edm-run"), **knobs)
+    ref = _reference_edm_heun(field, x, grid, _gen("edm-run"), **knobs)
+    torch.testing.assert_close(ours.x, ref, rtol=1e-9, atol=1e-9)
+    assert ours.nfe == 23
+    assert not torch.allclose(ref, x)
 
 
 def test_edm_heun_churn_is_seeded():
@@ -259,13 +300,63 @@ def test_edm_heun_churn_is_seeded():
     assert not torch.allclose(runs[0], edm_heun(field, x, grid).x)
 
 
+def _reference_reverse_sde(field, x, grid, g, lam):
+    """Euler–Maruyama on Song et al. (2021), eq. 6 with a free noise scale (Karras et al. 2022, eq. 6),
+    written here: ``x' = x + h [f x - (1 + lam^2)/2 g^2 s] + lam g sqrt(|h|) xi``, no noise on the last step."""
+    p, n = field.process, len(grid) - 1
+    for i in range(n):
+        t, h = grid[i], grid[i + 1] - grid[i]
+        drift = p.f(t) * x - 0.5 * (1.0 + lam**2) * p.g2(t) * field.score(x, t)
+        x = x + h * drift
+        if i < n - 1 and lam > 0:
+            x = x + lam * torch.sqrt(p.g2(t) * -h) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    return x
+
+
 @pytest.mark.parametrize("process_name", ["edm", "vp-cosine", "linear"])
-def test_reverse_sde_without_noise_is_ode_euler(process_name):
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_reverse_sde_is_euler_maruyama_on_the_family(process_name, lam):
+    # lam = 0.5 tells lam from lam^2 apart; agreement to rounding (the sampler writes the drift through
+    # the velocity, v + lam^2 (v - f x)); measured <= 1e-13 relative
     target, process = mog6(), PROCESSES[process_name]()
     field, grid = AnalyticField(target, process), karras_grid(process, 15)
-    x = _start(target, process, grid, 300, _gen("lam0"))
-    a = reverse_sde(field, x, grid, lam=0.0, generator=_gen("unused"))
-    assert torch.equal(a.x, ode(field, x, grid, method="euler").x) and a.nfe == 15
+    x = _start(target, process, grid, 300, _gen("sde", process_name))
+    ours = reverse_sde(field, x, grid, lam=lam, generator=_gen("sde-run"))
+    ref = _reference_reverse_sde(field, x, grid, _gen("sde-run"), lam)
+    torch.testing.assert_close(ours.x, ref, rtol=1e-9, atol=1e-9)
+    assert ours.nfe == 15
+    if lam == 0.0:  # the probability-flow ODE: the Euler solver's path
+        assert torch.equal(ours.x, ode(field, x, grid, method="euler").x)
+
+
+def _reference_pc(field, x, grid, g, snr, m):
+    """Song et al. (2021), Algorithms 2-5 written here: a reverse-diffusion (Euler–Maruyama, lam = 1)
+    predictor, then ``m`` Langevin corrector steps at the new time with
+    ``eps = 2 (snr ||z|| / ||s||)^2`` (norms per sample, averaged over the batch), none at ``sigma = 0``."""
+    p, n = field.process, len(grid) - 1
+    for i in range(n):
+        t, t_next, h = grid[i], grid[i + 1], grid[i + 1] - grid[i]
+        x = x + h * (p.f(t) * x - p.g2(t) * field.score(x, t))
+        if i < n - 1:
+            x = x + torch.sqrt(p.g2(t) * -h) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+        if float(p.sigma(t_next)) > 0.0:
+            for _ in range(m):
+                z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+                s = field.score(x, t_next)
+                eps = 2.0 * (snr * z.norm(dim=1).mean() / s.norm(dim=1).mean()) ** 2
+                x = x + eps * s + torch.sqrt(2.0 * eps) * z
+    return x
+
+
+@pytest.mark.parametrize("process_name", ["edm", "vp-linear"])
+def test_pc_is_song_et_al_algorithm_2(process_name):
+    target, process = mog6(), PROCESSES[process_name]()
+    field, grid = AnalyticField(target, process), karras_grid(process, 10)
+    x = _start(target, process, grid, 300, _gen("pc", process_name))
+    ours = predictor_corrector(field, x, grid, snr=0.21, corrector_steps=2, generator=_gen("pc-run"))
+    ref = _reference_pc(field, x, grid, _gen("pc-run"), 0.21, 2)
+    torch.testing.assert_close(ours.x, ref, rtol=1e-9, atol=1e-9)
+    assert ours.nfe == 10 + 2 * 9
 
 
 def test_reverse_sde_final_step_is_noise_free():
