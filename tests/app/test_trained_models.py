@@ -113,7 +113,7 @@ def test_every_sampler_runs_on_a_trained_model(trained_vp, name):
 
 
 def test_shipped_digits_model_draws_recognisable_digits():
-    """The issue's digits check: a classifier trained on the real training digits labels the samples
+    """The digits check: a classifier trained on the real training digits labels the samples
     with a mean confidence within 0.1 of its confidence on real held-out digits, and the class
     histogram of the samples is within TV 0.15 of uniform. With N = 1000 the histogram's own
     sampling noise is about 0.05 in TV."""

@@ -201,7 +201,7 @@ def test_torch_backend_samples_match_target():
                             generator=_g(1))  # fmt: skip
     assert out.x.dtype == torch.float32 and out.nfe == 1000 and out.kernel == "torch"
     tv, ed = _ratios(out.x, target, 12)
-    # the text's setting (10 levels x 100 steps) is unbiased at this n (reference measured ratios
+    # the study's setting (10 levels x 100 steps) is unbiased at this n (reference measured ratios
     # ~0.6-1.2); 3 allows one draw's scatter
     assert tv < 3 and ed < 3, (tv, ed)
 

@@ -43,16 +43,6 @@ def _mean_abs_normal(m: float, s: float) -> float:
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These checks are many small tensor ops; on a shared CPU, OpenMP threads spend more time
-    waiting for each other than computing (measured: 100x slower per op under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Force many tiny pairwise blocks (and the symmetric split) so chunking is exercised."""

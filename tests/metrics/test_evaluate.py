@@ -21,16 +21,6 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These checks are many small tensor ops; on a shared CPU, OpenMP threads spend more time
-    waiting for each other than computing (measured: 100x slower per op under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_evaluate_report_is_clean_json_and_deterministic():
     target = mog6()
     x = target.sample(400, _gen(18))

@@ -21,16 +21,6 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These checks are many small tensor ops; on a shared CPU, OpenMP threads spend more time
-    waiting for each other than computing (measured: 100x slower per op under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_mode_tv_floor_matches_normal_approximation():
     # exact vs exact: w_k(x) - w_k(y) ~ N(0, 2 p_k (1 - p_k) / n), so
     # E TV ~ sum_k sqrt(p_k (1 - p_k) / (pi n)), p_k the assignment probabilities (estimated on a

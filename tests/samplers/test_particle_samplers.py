@@ -31,7 +31,7 @@ from scoredyn.samplers import (
 )
 
 PROCESS = EDM()
-GRID = geometric_sigma_grid(PROCESS, 10)  # sigmas 10 -> 0.05, the text's ladder
+GRID = geometric_sigma_grid(PROCESS, 10)  # sigmas 10 -> 0.05, the study's ladder
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -57,7 +57,7 @@ def _exact_start(target: GaussianMixture, n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("target", "steps"),
     [
-        (mog6(), 100),  # the text's setting: 10 levels x 100 steps, eta = 0.5 sigma^2
+        (mog6(), 100),  # the study's setting: 10 levels x 100 steps, eta = 0.5 sigma^2
         # 10-D: 100 steps per level suffice too (measured TV 0.024-0.037, energy 0.0053-0.0063
         # over three seeds against floors 0.023 and 0.0043; 300 steps gives 0.017 and 0.0030)
         (mog10(), 100),
@@ -206,7 +206,7 @@ def test_svgd_direction_never_forms_the_pairwise_tensor():
 
 def test_svgd_weak_repulsion_collapses_more_than_svgd():
     # Deterministic SVGD, h = 2 sigma. N = 400 and 20 steps per level keep this fast (a step
-    # costs O(N^2); N = 5000 takes ~0.7 s a step, ~12 min at the text's 1000 steps). At the
+    # costs O(N^2); N = 5000 takes ~0.7 s a step, ~12 min at the study's 1000 steps). At the
     # text's budget with N = 1000 the same pattern holds: dominant weight 0.95 (lambda = 0.1)
     # vs 0.52-0.53 (lambda = 1), mode TV 0.40 vs 0.045.
     target, n = mog6(), 400

@@ -1,5 +1,5 @@
 """The samplers' precomputed coefficients (``Field.at_times``) against the per-step formulation,
-and the compiled network against eager (issue 8, network samplers)."""
+and the compiled network against eager (network samplers)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def sample(
     """Draw ``n`` samples from ``target`` with the named sampler and its field.
 
     Args:
-        target: an exact mixture (its exact field), or a trained model (``train.load_trained``).
+        target: an exact mixture (its exact field), or a trained model (``learning.load_trained``).
         sampler: a name from ``registry.SAMPLERS``.
         steps: the sampler's step count (per noise level for annealed particle samplers).
         n: number of particles.

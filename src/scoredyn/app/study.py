@@ -1,8 +1,8 @@
 """The particle-dynamics study behind ``scoredyn demo``.
 
 On the exact ``mog6`` field it runs (A) score-only drift, (B) annealed Langevin and (C) annealed
-SVGD at the particle-dynamics text's budget (geometric sigmas 10 -> 0.05, 10 levels, 100 steps per
-level, ``eta = 0.5 sigma^2``), then every diffusion sampler, and scores each run against fresh exact
+SVGD on one budget (geometric sigmas 10 -> 0.05, 10 levels, 100 steps per level,
+``eta = 0.5 sigma^2``: Song & Ermon's annealed ladder), then every diffusion sampler, and scores each run against fresh exact
 samples beside the Monte-Carlo floor. Optional sweeps: steps per level for (B), and bandwidth x
 repulsion for (C). Pure library code: rows in, rows out; the CLI renders them.
 
@@ -52,8 +52,8 @@ class StudyRun:
     n: int | None = None  # overrides the study's particle count (SVGD is quadratic in n)
 
 
-# SVGD: the text claims TV <= 0.037 "only with a broader kernel and stronger repulsion" and
-# collapse with weak repulsion. The sweep (svgd_sweep, benchmarks/particle_study.py) finds the
+# SVGD is often said to reach mode TV <= 0.037 here only with a broader kernel and stronger repulsion,
+# and to collapse with weak repulsion. The sweep (svgd_sweep, benchmarks/particle_study.py) finds the
 # collapse, but the best setting is a broad kernel (h = 2 sigma) with repulsion 1; repulsion 10
 # over-spreads. SVGD is O(N^2) per step, so its rows use fewer particles.
 SVGD_BROAD = {"bandwidth_factor": 2.0, "repulsion": 1.0}
@@ -210,7 +210,7 @@ def svgd_sweep(
     steps: int = 100,
     n: int | None = None,
 ) -> list[StudyRun]:
-    """(C) over a bandwidth-factor x repulsion grid at the text's budget."""
+    """(C) over a bandwidth-factor x repulsion grid at the study's budget."""
     return [
         StudyRun(f"(C) h={b:g} sigma, repulsion {r:g}", "svgd", steps, {"bandwidth_factor": b, "repulsion": r}, n)
         for b in bandwidth_factors

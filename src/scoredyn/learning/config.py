@@ -3,8 +3,8 @@
 A config has five sections, ``[data]``, ``[model]``, ``[objective]``, ``[optim]`` and ``[run]``; every
 key has a default, so an empty file is a valid config. Values are coerced to the annotated type
 (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``, ``X | None``) and anything unknown is an
-error. Range checks live in :func:`validate`; names (dataset, objective, process) are resolved, and
-so checked, by ``registry.py``.
+error. Range checks live in :func:`validate`; names are resolved, and so checked, by their tables
+(``learning.data.load_dataset``, ``learning.losses.OBJECTIVES``, ``core.registry.PROCESSES``).
 
 Example::
 

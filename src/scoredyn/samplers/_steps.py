@@ -99,28 +99,25 @@ class Tracker:
         return SampleResult(x, self.field.nfe, path, self.kernel)
 
 
-def check_grid(grid: Tensor, name: str = "grid") -> Tensor:
-    """Validate a grid: 1-D, at least one point, finite, strictly descending. Returns float64."""
+def check_grid(grid: Tensor, name: str = "grid", *, levels: bool = False) -> Tensor:
+    """Validate a grid: 1-D, at least one time, finite, and strictly descending, or non-increasing for
+    a grid of ``levels`` (Langevin repeats a time). Returns float64."""
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.ndim != 1 or grid.numel() < 1:
-        raise ValueError(f"{name} must be a 1-D tensor of times, got shape {tuple(grid.shape)}")
+        what = "a non-empty 1-D tensor of times" if levels else "a 1-D tensor of times"
+        raise ValueError(f"{name} must be {what}, got shape {tuple(grid.shape)}")
     if not torch.isfinite(grid).all():
         raise ValueError(f"{name} contains NaN or inf")
-    if grid.numel() > 1 and not (grid[1:] < grid[:-1]).all():
+    if levels and (grid[1:] > grid[:-1]).any():
+        raise ValueError(f"{name} must be non-increasing")
+    if not levels and grid.numel() > 1 and not (grid[1:] < grid[:-1]).all():
         raise ValueError(f"{name} must be strictly descending")
     return grid
 
 
 def check_level_grid(grid: Tensor, name: str = "grid") -> Tensor:
-    """Validate a level grid: 1-D, at least one time, finite, non-increasing. Returns float64."""
-    grid = torch.as_tensor(grid, dtype=torch.float64)
-    if grid.ndim != 1 or grid.numel() < 1:
-        raise ValueError(f"{name} must be a non-empty 1-D tensor of times, got shape {tuple(grid.shape)}")
-    if not torch.isfinite(grid).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    if (grid[1:] > grid[:-1]).any():
-        raise ValueError(f"{name} must be non-increasing")
-    return grid
+    """``check_grid`` for a grid of levels (non-increasing)."""
+    return check_grid(grid, name, levels=True)
 
 
 def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -98,7 +98,7 @@ def annealed_langevin(
     ``sigma(t)`` is the process's noise scale in ``x_t`` coordinates (``= sigma_hat`` for VE/EDM,
     where ``alpha = 1``); for a process with ``alpha < 1`` it is the one that tracks the width of
     ``p_t``, which ``sigma / alpha`` overstates. Rule ``sigma2`` uses ``epsilon = eta_factor``
-    (the particle-dynamics text: ``eta = 0.5 sigma^2``); rule ``ncsn`` is the paper's
+    (``eta = 0.5 sigma^2`` by default); rule ``ncsn`` is the paper's
     ``alpha_i = epsilon sigma_i^2 / sigma_L^2`` with ``epsilon = eta_factor`` and ``sigma_L`` the
     last level. A level with ``sigma = 0`` has step size 0 and is skipped (no evaluations).
     The path is recorded after each level. NFE is ``levels * steps_per_level``.

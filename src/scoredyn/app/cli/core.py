@@ -34,7 +34,7 @@ def sample(
     levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
     process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
     grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
-    start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}, ladder")] = None,
+    start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}")] = None,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
     label: Annotated[str | None, typer.Option("--class", help="draw this class (guided; see --guidance)")] = None,
     guidance: Annotated[float, typer.Option(help="guidance weight w (1: the conditional law)")] = 1.0,

@@ -51,7 +51,7 @@ def build_explorer(
 
     Args:
         target_or_model: an exact 2-D ``GaussianMixture`` (``registry.resolve_target``) or a trained
-            model on 2-D data (``train.load_trained``).
+            model on 2-D data (``learning.load_trained``).
         out_path: the ``.html`` file to write (atomically).
         n: particles per precomputed run.
         frames: most frames per run.

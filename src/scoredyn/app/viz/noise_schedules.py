@@ -23,7 +23,7 @@ from .common import new_figure
 
 __all__ = ["schedules"]
 
-# the pair the texts compare is drawn heavier
+# the pair that Nichol & Dhariwal (2021) compare, linear and cosine, is drawn heavier
 HIGHLIGHT = ("vp", "vp-cosine")
 
 

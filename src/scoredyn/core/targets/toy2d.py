@@ -32,7 +32,7 @@ _MOG6 = [
 
 def mog6() -> GaussianMixture:
     """Six anisotropic Gaussians at irregular positions in ``[-10, 10]^2``, one dominant
-    (weight 0.55); no symmetry (the study target of the particle-dynamics text)."""
+    (weight 0.55); no symmetry: the target of the particle-dynamics study (``scoredyn demo``)."""
     w = [c[0] for c in _MOG6]
     mu = [c[1] for c in _MOG6]
     cov = [rotated_cov(c[2], c[3], c[4]) for c in _MOG6]
