@@ -129,13 +129,26 @@ def annealed_langevin(
     return tracker.result(x)
 
 
-def score_drift(field: Field, x: Tensor, grid: Tensor, **knobs) -> SampleResult:
-    """Annealed score ascent without noise: ``annealed_langevin`` with ``noise=False``.
+def score_drift(
+    field: Field,
+    x: Tensor,
+    grid: Tensor,
+    *,
+    steps_per_level: int = 100,
+    eta_factor: float = 0.5,
+    step_rule: str = "sigma2",
+    backend: str = "auto",
+    generator: torch.Generator | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+    return_path: bool = False,
+) -> SampleResult:
+    """Annealed score ascent without noise: the loop of ``annealed_langevin`` with ``noise=False``.
 
-    The drift ``x <- x + eta_i s(x, t_i)``, with ``eta_i`` as in ``annealed_langevin``, is gradient
-    ascent on ``log p_t``: particles fall into the basin they start in and settle at its mode, so it
-    shows what the noise term is for, and is not a sampler. ``knobs`` are ``annealed_langevin``'s
-    (``steps_per_level``, ``eta_factor``, ``step_rule``, ``backend``, ``callback``, ``return_path``; a
-    ``generator`` is accepted and unused). NFE is ``levels * steps_per_level``.
+    ``x <- x + eta_i s(x, t_i)``, with ``eta_i`` as in ``annealed_langevin``, is gradient ascent on
+    ``log p_t``: particles fall into the basin they start in and settle at its mode, so it shows what
+    the noise term is for, and is not a sampler. The arguments are ``annealed_langevin``'s
+    (``generator`` is accepted for the common head and unused). NFE is ``levels * steps_per_level``.
     """
-    return annealed_langevin(field, x, grid, noise=False, **knobs)
+    return annealed_langevin(field, x, grid, steps_per_level=steps_per_level, eta_factor=eta_factor,
+                             step_rule=step_rule, noise=False, backend=backend, generator=generator,
+                             callback=callback, return_path=return_path)  # fmt: skip
