@@ -130,7 +130,7 @@ def test_transition_forward_draws_the_two_time_kernel():
     # (N = 200,000: the mean's standard error is 2e-3 sigma_{t|s}, the variance's 3e-3 relative;
     # bounds of 6 standard errors fail with probability below 1e-8)
     p = VP()
-    q = p.transition(0.7, 0.3)
+    q = p.transition(0.3, 0.1)  # sigma_{t|s}^2 = 0.56: far from 1, so the standard deviation is not the variance
     x_s = torch.full((200_000, 1), 1.5, dtype=torch.float64)
     x_t = q.forward(x_s, torch.randn(x_s.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     sd = math.sqrt(float(q.var_ts))

@@ -265,6 +265,9 @@ def test_a_zero_noise_level_is_skipped():
         svgd(field, x, grid, steps_per_level=3),
     ):
         assert out.nfe == (len(grid) - 1) * 3 and torch.isfinite(out.x).all()
+    # only sigma = 0 is skipped: levels down to sigma = 1e-3 (eta = 5e-7) all take their steps
+    tiny = geometric_sigma_grid(PROCESS, 5, sigma_max=1.0, sigma_min=1e-3)
+    assert annealed_langevin(field, x, tiny, steps_per_level=2, generator=_gen(1)).nfe == 10
 
 
 def test_ncsn_step_rule_is_the_sigma2_rule_rescaled():
