@@ -1,4 +1,4 @@
-"""The scripts' import of the package's record helpers (``scoredyn.bench.record``)."""
+"""The scripts' import of the package's record helpers (``scoredyn.app.bench.record``)."""
 
 from scoredyn.app.bench.record import CHECKOUT_RESULTS as RESULTS  # noqa: F401
 from scoredyn.app.bench.record import best_time, device_name, record, synchronize, versions, write  # noqa: F401

@@ -1,8 +1,8 @@
-"""`scoredyn demo` wall time on this machine (the target: under 30 s on 2 CPU cores, issue 8).
+"""`scoredyn demo` wall time on this machine (the target: under 30 s on 2 CPU cores).
 
     python benchmarks/demo_time.py [--quick]   -> benchmarks/results/demo_time.json
 
-A thin wrapper around ``scoredyn.bench.demo.run`` (also ``scoredyn bench --part demo``).
+A thin wrapper around ``scoredyn.app.bench.demo.run`` (also ``scoredyn bench --part demo``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 - (B) annealed Langevin: how the gap to the Monte-Carlo floor shrinks with steps per level;
 - (C) SVGD: bandwidth factor x repulsion, deterministic and with Langevin noise, on mog6 and on
-  the 10-D mixture mog10 (the text: TV <= 0.037 only with a broad kernel and strong repulsion,
-  collapse with weak repulsion).
+  the 10-D mixture mog10 (checking the claim that SVGD reaches TV <= 0.037 only with a broad kernel
+  and strong repulsion, and collapses with weak repulsion).
 
     python benchmarks/particle_study.py [--n 1000]
     -> benchmarks/results/particle_study.json and Markdown tables on stdout

@@ -1,4 +1,4 @@
-"""Thin wrapper: ``scoredyn.bench.samplers.run`` writes benchmarks/results/sampler_overhead.json
+"""Thin wrapper: ``scoredyn.app.bench.samplers.run`` writes benchmarks/results/sampler_overhead.json
 (quick_sampler_overhead.json with --quick).
 
     python benchmarks/sampler_overhead.py [--quick] [--device cuda]

@@ -1,5 +1,5 @@
 """SVGD pairwise sums: the fused path (Triton on CUDA, chunked torch on the CPU) against the dense
-N x N x D formulation, in one run (``scoredyn.bench.svgd.run``).
+N x N x D formulation, in one run (``scoredyn.app.bench.svgd.run``).
 
     python benchmarks/svgd_step.py                  # quick CPU sizes -> benchmarks/results/svgd_step.json
     python benchmarks/svgd_step.py --device cuda    # the full GPU sizes (N = 1e4 .. 1e6)

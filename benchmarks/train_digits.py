@@ -3,7 +3,7 @@
     python benchmarks/train_digits.py                 # train (resumes), export, judge
     python benchmarks/train_digits.py --judge-only    # judge the shipped model
 
-The judge is the issue's: a classifier trained on the real training digits (scikit-learn's MLP)
+The judge: a classifier trained on the real training digits (scikit-learn's MLP)
 labels N samples; we report its mean confidence on them against its confidence on real held-out
 digits, and the total variation of their class histogram from uniform. Writes
 ``benchmarks/results/train_digits.json`` and a PNG grid of samples beside it.

@@ -1,6 +1,6 @@
 """Every training objective on mog6, one shared network, a wall-clock budget each.
 
-Questions (issue 4): how fast does each objective train a network whose samples pass for exact
+Questions: how fast does each objective train a network whose samples pass for exact
 ones, how good is its score at each noise level, and how many samples per second does it train on.
 
 Each objective trains on its natural process (``eps``, ``dsm``, ``x0``, ``v``, ``ssm``, ``ism``,

@@ -1,4 +1,4 @@
-"""Thin wrapper: ``scoredyn.bench.training.run`` writes benchmarks/results/train_throughput.json
+"""Thin wrapper: ``scoredyn.app.bench.training.run`` writes benchmarks/results/train_throughput.json
 (quick_train_throughput.json with --quick).
 
     python benchmarks/train_throughput.py [--quick] [--device cuda]

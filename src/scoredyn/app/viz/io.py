@@ -19,7 +19,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path
     """Write ``fig`` to ``path`` as PNG, SVG or PDF (chosen by the suffix), atomically.
 
     Args:
-        fig: the figure (any function of ``scoredyn.viz``).
+        fig: the figure (any function of ``scoredyn.app.viz``).
         path: the output file; its folder is created if missing.
         dpi: resolution of raster output.
 

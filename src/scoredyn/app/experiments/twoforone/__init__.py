@@ -1,7 +1,7 @@
 """Two for one (Arts et al. 2023, "Two for one: diffusion models and force fields for coarse-grained
 molecular dynamics", JCTC 19, 6151): one denoiser trained on equilibrium samples gives two samplers.
 
-* **i.i.d. route**: run a diffusion sampler on the trained field (``scoredyn.sampling.sample``).
+* **i.i.d. route**: run a diffusion sampler on the trained field (``scoredyn.app.sampling.sample``).
 * **MD route**: use the score of the density smoothed at a small noise level ``sigma`` as a force,
   ``F(x) = kT s_theta(x, sigma)`` (``scoredyn.physics.field_force``), and run BAOAB Langevin dynamics
   (Leimkuhler & Matthews 2013) with it.
