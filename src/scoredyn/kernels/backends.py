@@ -57,9 +57,13 @@ _JITTED: dict[tuple[object, bool], object] = {}
 def jit(fn):
     """``triton.jit(fn)`` for the mode in force (compiled, or interpreted under ``TRITON_INTERPRET``):
     Triton fixes the mode when a function is decorated, so each kernel is decorated once per mode,
-    on first use, rather than at import."""
+    on first use, rather than at import. The kernel's module gets its ``tl`` (``triton.language``)
+    here too, so that nothing imports triton before a kernel runs."""
     import triton
+    import triton.language
 
+    if fn.__globals__.get("tl") is None:
+        fn.__globals__["tl"] = triton.language
     key = (fn, interpreting())
     if key not in _JITTED:
         _JITTED[key] = triton.jit(fn)

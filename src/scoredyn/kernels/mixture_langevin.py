@@ -33,6 +33,7 @@ Backends:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,10 +47,9 @@ BACKENDS = ("triton", "compile", "torch")
 #: Memory for the ``(chunk, K, D)`` intermediates of the ``torch`` and ``compile`` backends.
 CHUNK_BYTES = 256 * 2**20
 
-try:  # triton is optional (the ``gpu`` and ``test`` extras); the kernel body only needs ``tl``
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only without triton
-    tl = None
+#: ``triton.language``, bound by ``backends.jit`` when a kernel is first used: importing scoredyn never
+#: imports triton (an optional dependency, and a sixth of a second at every start).
+tl: Any = None
 
 
 def mixture_langevin(

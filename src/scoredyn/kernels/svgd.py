@@ -24,6 +24,8 @@ cloud of radius 5 is a 1.5% error in every ``k``). The caller centres the partic
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -61,10 +63,9 @@ PER_COORDINATE_MAX_DIM = 8
 """Up to this dimension the squared distances are summed one coordinate at a time (two passes per
 coordinate over one scratch block: faster than ``cdist`` there, 20-30% of a step at D = 2)."""
 
-try:  # triton is optional (the ``gpu`` and ``test`` extras); the kernel body only needs ``tl``
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only without triton
-    tl = None
+#: ``triton.language``, bound by ``backends.jit`` when a kernel is first used: importing scoredyn never
+#: imports triton (an optional dependency, and a sixth of a second at every start).
+tl: Any = None
 
 
 def kernel_sums(
