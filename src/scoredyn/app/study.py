@@ -1,10 +1,10 @@
 """The particle-dynamics study behind ``scoredyn demo``.
 
 On the exact ``mog6`` field it runs (A) score-only drift, (B) annealed Langevin and (C) annealed
-SVGD on one budget (geometric sigmas 10 -> 0.05, 10 levels, 100 steps per level,
-``eta = 0.5 sigma^2``: Song & Ermon's annealed ladder), then every diffusion sampler, and scores each run against fresh exact
-samples beside the Monte-Carlo floor. Optional sweeps: steps per level for (B), and bandwidth x
-repulsion for (C). Pure library code: rows in, rows out; the CLI renders them.
+SVGD on one budget (geometric sigmas 10 -> 0.05, 10 levels, 100 steps per level, ``eta = 0.5
+sigma^2``: Song & Ermon's annealed ladder), then every diffusion sampler, and scores each run against
+fresh exact samples beside the Monte-Carlo floor. Optional sweeps: steps per level for (B), and
+bandwidth x repulsion for (C). Rows in, rows out; the CLI renders them.
 
 The rows are independent (each draws from its own seeded generator), so ``run_study`` can run them
 in worker processes (``study_pool``), costliest first, and give the same rows in the same order.
