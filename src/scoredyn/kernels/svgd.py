@@ -38,6 +38,7 @@ __all__ = [
     "MEMORY_BUDGET",
     "PER_COORDINATE_MAX_DIM",
     "chunk_rows",
+    "resolve_backend",
     "kernel_sums",
     "kernel_sums_tiled",
     "kernel_sums_triton",
@@ -93,8 +94,7 @@ def kernel_sums(
     Returns:
         ``(N, W)``, in ``x``'s dtype (``torch``) or float32/float64 (``triton``).
     """
-    auto = "triton" if x.device.type == "cuda" and triton_available() else "torch"
-    if check_backend(backend, BACKENDS, x.device, auto) == "triton":
+    if resolve_backend(backend, x.device) == "triton":
         return kernel_sums_triton(x, values, h, precision=precision)
     if chunk_size is None:
         # small blocks even when a big one would fit: each block computes only its pairs with the rows
@@ -103,6 +103,13 @@ def kernel_sums(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     return kernel_sums_tiled(x, values, h, chunk_size)
+
+
+def resolve_backend(backend: str, device: str | torch.device) -> str:
+    """``backend`` checked, with ``auto`` resolved: ``triton`` for a CUDA tensor when triton is
+    installed, else ``torch``; an explicit ``triton`` must be able to run on ``device``."""
+    auto = "triton" if torch.device(device).type == "cuda" and triton_available() else "torch"
+    return check_backend(backend, BACKENDS, device, auto)
 
 
 def chunk_rows(n: int, d: int, element_size: int, memory_budget: int | None = None) -> int:

@@ -231,7 +231,9 @@ def langevin_steps(
     the kicks with the mixture's closed form (the same dynamics; the evaluations are counted alike).
     """
     field = tracker.field
-    p_t = field.exact_mixture(t) if backend != "eager" else None
+    # the mixture is needed only where a fused backend may run: asked for, or auto on CUDA
+    may_fuse = backend not in ("eager", "auto") or (backend == "auto" and x.device.type == "cuda")
+    p_t = field.exact_mixture(t) if may_fuse else None
     chosen = langevin_backend(backend, p_t is not None, x.device)
     if chosen == "eager":
         for _ in range(steps):

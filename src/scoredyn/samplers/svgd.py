@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.tensors import atleast_2d_points, positive_float, positive_int
-from ..kernels.svgd import BACKENDS, MEMORY_BUDGET, chunk_rows, kernel_sums
+from ..kernels.svgd import BACKENDS, MEMORY_BUDGET, chunk_rows, kernel_sums, resolve_backend
 from ._steps import SampleResult, StepInfo, Tracker, check_level_grid, langevin_kick, langevin_step_sizes, noise
 
 __all__ = ["BACKENDS", "MEMORY_BUDGET", "svgd", "svgd_direction"]
@@ -136,8 +136,7 @@ def svgd(
     etas = langevin_step_sizes(field.process, grid, positive_float(eta_factor, "eta_factor"), "sigma2")
     b = positive_float(bandwidth_factor, "bandwidth_factor")
     _check_repulsion(repulsion)
-    if backend not in BACKENDS:  # checked before the first step
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    backend = resolve_backend(backend, x.device)  # once, before the first step
     if memory_budget is not None:
         chunk_rows(*x.shape, x.element_size(), memory_budget)
     sigmas = field.process.sigma(grid).tolist()
