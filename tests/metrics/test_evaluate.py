@@ -15,6 +15,7 @@ from scoredyn.core.targets import mog6
 from scoredyn.metrics import METRICS, Metric, MetricContext, evaluate
 
 F64 = torch.float64
+ENTRY_KEYS = {"value", "floor", "floor_std", "ratio", "ratio_ci", "se", "blocks"}
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -29,7 +30,7 @@ def test_evaluate_report_is_clean_json_and_deterministic():
     assert report["n"] == 400 and report["dim"] == 2
     for name in METRICS:
         entry = report[name]
-        assert set(entry) == {"value", "floor", "floor_std", "ratio"}
+        assert set(entry) == ENTRY_KEYS
         assert entry["floor"] > 0 and entry["ratio"] == pytest.approx(
             entry["value"] / entry["floor"]
         )
@@ -86,7 +87,17 @@ def test_evaluate_ratio_of_exact_samples_is_one_and_of_bad_samples_large():
 
 
 def test_metric_table_keeps_its_names_and_order():
-    assert tuple(METRICS) == ("mode_tv", "energy", "sliced_w1", "mmd", "ksd", "w2")
+    assert tuple(METRICS) == (
+        "mode_tv",
+        "energy",
+        "sliced_w1",
+        "mmd",
+        "ksd",
+        "w2",
+        "mode_tv_exact",
+        "energy_exact",
+        "mmd_exact",
+    )
     assert "mmd" in METRICS and "fid" not in METRICS
     assert all(isinstance(metric, Metric) for metric in METRICS.values())
 
@@ -120,7 +131,7 @@ def test_a_metric_added_to_the_table_is_reported_beside_its_floor(monkeypatch):
     err_floor = [err(target.sample(n, floor_gen)) for _ in range(5)]  # min_repeats = 5
     for name, value, floor in (("mean_gap", gap(x, y), gap_floor), ("mean_error", err(x), err_floor)):
         entry = report[name]
-        assert set(entry) == {"value", "floor", "floor_std", "ratio"}
+        assert set(entry) == ENTRY_KEYS
         assert entry["value"] == pytest.approx(value, rel=1e-12)
         assert entry["floor"] == pytest.approx(float(np.mean(floor)), rel=1e-12)
         assert entry["floor_std"] == pytest.approx(float(np.std(floor, ddof=1)), rel=1e-10)
@@ -129,6 +140,6 @@ def test_a_metric_added_to_the_table_is_reported_beside_its_floor(monkeypatch):
     assert report["energy"] == evaluate(x, target, seed=seed, metrics=("energy",))["energy"]
 
     monkeypatch.undo()
-    assert "mean_gap" not in METRICS and tuple(METRICS)[-1] == "w2"
+    assert "mean_gap" not in METRICS and tuple(METRICS)[-1] == "mmd_exact"
     with pytest.raises(ValueError, match="unknown metrics"):
         evaluate(x, target, metrics=("mean_gap",))

@@ -11,7 +11,7 @@ from ._blocks import pair_mean, points, sq_dist
 from .distances import median_heuristic
 
 
-def kernel_stein_discrepancy(
+def stein_kernel(
     x: Tensor,
     score: Tensor | Callable[[Tensor], Tensor],
     *,
@@ -19,28 +19,9 @@ def kernel_stein_discrepancy(
     c: float = 1.0,
     beta: float = -0.5,
     bandwidth: float | None = None,
-) -> float:
-    """Squared kernel Stein discrepancy of samples ``x`` from the law whose score is given
-    (Gorham & Mackey 2017, the Langevin Stein kernel; Liu, Lee & Jordan 2016), V-statistic.
-
-    .. math::
-        \\mathrm{KSD}^2 = \\frac{1}{N^2} \\sum_{i,j} k_0(x_i, x_j), \\quad
-        k_0(x, y) = s(x)^\\top s(y)\\, k + s(x)^\\top \\nabla_y k + s(y)^\\top \\nabla_x k
-            + \\operatorname{tr} \\nabla_x \\nabla_y k
-
-    with ``s = grad log p`` and base kernel IMQ ``k = (c^2 + |x - y|^2)^beta`` (``beta = -1/2``,
-    ``c = 1`` as recommended there) or RBF ``k = exp(-|x - y|^2 / (2h^2))``. Only the score is
-    needed, so it judges samples of a density known up to its normaliser. For exact samples its
-    mean is ``E k_0(x, x) / N`` (the off-diagonal terms have mean zero): ``2D/N`` for ``N(0, I)``
-    with the default IMQ kernel.
-
-    Args:
-        x: ``(N, D)`` samples.
-        score: ``(N, D)`` scores at ``x``, or a function returning them.
-        kernel: ``"imq"`` or ``"rbf"``.
-        c, beta: IMQ parameters (``c > 0``, ``-1 < beta < 0``).
-        bandwidth: RBF ``h``; default ``median_heuristic(x)``.
-    """
+) -> Callable[[slice, slice], Tensor]:
+    """The Langevin Stein kernel ``k_0`` on blocks of ``x``: ``block(i, j)`` gives ``k_0(x_i, x_j)``,
+    shape ``(len(i), len(j))`` (the terms of ``kernel_stein_discrepancy``; arguments as there)."""
     x = points(x, "x")
     s = points(score(x) if callable(score) else score, "score", x.shape[1]).to(x.device)
     if s.shape[0] != x.shape[0]:
@@ -74,4 +55,39 @@ def kernel_stein_discrepancy(
         # grad_x k = -k (x - y) / h^2;  tr grad_x grad_y k = k (D / h^2 - r2 / h^4)
         return ss.sub_(sr, alpha=1 / h**2).add_(d / h**2).sub_(r2, alpha=1 / h**4).mul_(k)
 
+    return k0
+
+
+def kernel_stein_discrepancy(
+    x: Tensor,
+    score: Tensor | Callable[[Tensor], Tensor],
+    *,
+    kernel: str = "imq",
+    c: float = 1.0,
+    beta: float = -0.5,
+    bandwidth: float | None = None,
+) -> float:
+    """Squared kernel Stein discrepancy of samples ``x`` from the law whose score is given
+    (Gorham & Mackey 2017, the Langevin Stein kernel; Liu, Lee & Jordan 2016), V-statistic.
+
+    .. math::
+        \\mathrm{KSD}^2 = \\frac{1}{N^2} \\sum_{i,j} k_0(x_i, x_j), \\quad
+        k_0(x, y) = s(x)^\\top s(y)\\, k + s(x)^\\top \\nabla_y k + s(y)^\\top \\nabla_x k
+            + \\operatorname{tr} \\nabla_x \\nabla_y k
+
+    with ``s = grad log p`` and base kernel IMQ ``k = (c^2 + |x - y|^2)^beta`` (``beta = -1/2``,
+    ``c = 1`` as recommended there) or RBF ``k = exp(-|x - y|^2 / (2h^2))``. Only the score is
+    needed, so it judges samples of a density known up to its normaliser. For exact samples its
+    mean is ``E k_0(x, x) / N`` (the off-diagonal terms have mean zero): ``2D/N`` for ``N(0, I)``
+    with the default IMQ kernel.
+
+    Args:
+        x: ``(N, D)`` samples.
+        score: ``(N, D)`` scores at ``x``, or a function returning them.
+        kernel: ``"imq"`` or ``"rbf"``.
+        c, beta: IMQ parameters (``c > 0``, ``-1 < beta < 0``).
+        bandwidth: RBF ``h``; default ``median_heuristic(x)``.
+    """
+    x = points(x, "x")
+    k0 = stein_kernel(x, score, kernel=kernel, c=c, beta=beta, bandwidth=bandwidth)
     return pair_mean(x.shape[0], x.shape[0], k0, same=True)
