@@ -225,12 +225,20 @@ def _table(headers: list[str], rows: list[list], css_class: str | None = None) -
 
 
 def _study_table(name: str, rows: list[dict]) -> str:
-    metrics = (("mode_tv", "mode TV"), ("energy", "energy distance"), ("sliced_w1", "sliced W1"))
+    metrics = (
+        ("mode_tv_exact", "mode TV to p"),
+        ("mode_tv", "mode TV"),
+        ("energy", "energy distance"),
+        ("sliced_w1", "sliced W1"),
+    )
     headers = ["run", "N"] + [f"{h} (floor)" for _, h in metrics] + ["NFE", "wall s"]
     body = []
     for r in rows:
         cells = [r["label"], r["n"]]
         for key, _ in metrics:
+            if key not in r:  # a table written before the metric existed
+                cells.append("")
+                continue
             m = r[key]
             cells.append(f"{m['value']:.4g} ({m['floor']:.2g})" if m.get("floor") is not None else m["value"])
         body.append(cells + [r["nfe"], r["wall_s"]])

@@ -1,4 +1,4 @@
-"""``scoredyn sample | evaluate | demo``: particles from a target or a checkpoint, and their scores."""
+"""``scoredyn sample | evaluate | scaling | demo``: particles from a target or a checkpoint, and their scores."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import typer
 from rich.table import Table
 
 from ...core.registry import PROCESSES, TARGETS
+from ...metrics import METRICS, PAIR_BUDGET
 from ...metrics import evaluate as evaluate_samples
 from ...samplers import START_KINDS
 from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, load_samples
 from ...util.versions import versions
 from ..registry import GRIDS, SAMPLERS, resolve_sampler
 from ..sampling import sample as run_sampler
+from ..scaling import SCALING_METRICS, at_floor, check_sizes
+from ..scaling import scaling as run_scaling
 from ._common import app, check_device, err, fail, out, progress, resolve_source
 
 
@@ -86,6 +89,25 @@ def sample(
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
 
 
+def _ratio_cell(entry: dict) -> str:
+    return "" if entry.get("ratio") is None else f"{entry['ratio']:.2f}"
+
+
+def _interval_cell(entry: dict) -> str:
+    ci = entry.get("ratio_ci")
+    return "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _metric_names(metrics: str | None) -> tuple[str, ...] | None:
+    if metrics is None:
+        return None
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    unknown = [m for m in names if m not in METRICS]
+    if not names or unknown:
+        fail(f"--metrics must name metrics from: {', '.join(METRICS)} (got {metrics!r})")
+    return names
+
+
 @app.command()
 def evaluate(
     samples: Annotated[Path, typer.Option(help=".npz from `scoredyn sample` (its 'samples'), or .npy")],
@@ -93,9 +115,18 @@ def evaluate(
     checkpoint: Annotated[Path | None, typer.Option(help="judge against a trained run's data")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
+    metrics: Annotated[str | None, typer.Option(help=f"comma-separated, from: {', '.join(METRICS)}")] = None,
+    pair_budget: Annotated[
+        int, typer.Option(help="kernel evaluations per pair term before the block estimator takes over")
+    ] = PAIR_BUDGET,
 ) -> None:
-    """Score samples against fresh exact samples of the target (or the data a checkpoint was trained
-    on: its exact mixture, fresh toy points, or held-out digits), each metric beside its floor."""
+    """Score samples against a target: two-sample metrics against fresh exact samples, one-sample
+    metrics against the exact law (mode_tv_exact, energy_exact, mmd_exact, ksd), each beside its
+    floor with a 95% interval for the ratio. A checkpoint's samples are judged against the data it
+    was trained on (its exact mixture, fresh toy points, or held-out digits)."""
+    if pair_budget < 1:
+        fail(f"--pair-budget must be >= 1, got {pair_budget}")
+    names = _metric_names(metrics)
     x = load_samples(samples)
     if checkpoint is not None and target is None:
         from ...learning import read_run
@@ -107,19 +138,94 @@ def evaluate(
         tg, _ = resolve_source(target, checkpoint)
         if x.shape[1] != tg.dim:
             fail(f"samples are {x.shape[1]}-D but target {tg.name} is {tg.dim}-D")
-        report = evaluate_samples(torch.from_numpy(x), tg, seed=seed)
+        chosen = {} if names is None else {"metrics": names}
+        report = evaluate_samples(torch.from_numpy(x), tg, seed=seed, pair_budget=pair_budget, **chosen)
     if as_json:
         print(json.dumps(report))
         return
     table = Table(title=f"{samples} (N = {x.shape[0]})")
-    for col in ("metric", "value", "MC floor", "ratio"):
+    for col in ("metric", "value", "floor", "ratio", "95% interval", "blocks"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     for key, val in report.items():
         if isinstance(val, dict) and "value" in val:
             floor = "" if val.get("floor") is None else f"{val['floor']:.4g}"
-            ratio = "" if val.get("ratio") is None else f"{val['ratio']:.2f}"
-            table.add_row(key, f"{val['value']:.4g}", floor, ratio)
+            blocks = str(val.get("blocks", 1))
+            table.add_row(key, f"{val['value']:.4g}", floor, _ratio_cell(val), _interval_cell(val), blocks)
     out.print(table)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(float(part)) if float(part) == int(float(part)) else -1 for part in text.split(","))
+    except ValueError:
+        fail(f"--sizes must be comma-separated integers, e.g. 1000,10000,100000 (got {text!r})")
+    try:
+        return check_sizes(sizes)
+    except ValueError as e:
+        fail(f"--sizes: {e}")
+
+
+@app.command()
+def scaling(
+    sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
+    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
+    target: Annotated[str, typer.Option(help="an exact target: mog6, mog10, ... or a mixture .json")] = "mog6",
+    sizes: Annotated[str, typer.Option(help="strictly increasing particle counts")] = "1000,10000,100000",
+    seed: Annotated[int, typer.Option(help="seed of every run")] = 0,
+    levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
+    process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
+    grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
+    metrics: Annotated[str, typer.Option(help="comma-separated metric names")] = ",".join(SCALING_METRICS),
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    out_path: Annotated[Path | None, typer.Option("--out", help="also write the rows to this .json")] = None,
+) -> None:
+    """Does a sampler stay at the floor as N grows? Runs it at each size on the exact field and prints
+    value / floor per N with 95% intervals; a metric is at the floor only if its ratio stays <= 1.5
+    at every N."""
+    for name, value in (("--steps", steps), ("--levels", levels)):
+        if value < 1:
+            fail(f"{name} must be a positive integer, got {value}")
+    if seed < 0:
+        fail(f"--seed must be >= 0, got {seed}")
+    if out_path is not None and out_path.suffix != ".json":
+        fail(f"--out must end in .json, got {out_path}")
+    resolve_sampler(sampler)
+    names = _metric_names(metrics)
+    counts = _sizes(sizes)
+    source, _ = resolve_source(target, None)
+    with progress() as bar:
+        task = bar.add_task(f"{sampler} at N = {', '.join(f'{n:g}' for n in counts)}", total=len(counts))
+        rows = run_scaling(
+            source,
+            sampler,
+            counts,
+            steps=steps,
+            seed=seed,
+            metrics=names,
+            levels=levels,
+            process=process,
+            grid=grid,
+            on_size=lambda _row: bar.advance(task),
+        )
+    verdict = {m: at_floor(rows, m) for m in names}
+    doc = {"target": target, "sampler": sampler, "steps": steps, "seed": seed, "rows": rows, "at_floor": verdict}
+    if out_path is not None:
+        atomic_write_json(out_path, doc)
+    if as_json:
+        print(json.dumps(doc))
+        return
+    table = Table(title=f"{sampler} on {target}: value / floor as N grows (at the floor: ratio <= 1.5 at every N)")
+    table.add_column("N", justify="right")
+    for m in names:
+        table.add_column(f"{m} ratio", justify="right")
+        table.add_column("95% interval", justify="right")
+    for row in rows:
+        cells = [f"{row['n']:,}"]
+        for m in names:
+            cells += [_ratio_cell(row[m]), _interval_cell(row[m])] if m in row else ["", ""]
+        table.add_row(*cells)
+    out.print(table)
+    out.print("at the floor: " + ", ".join(f"{m} {'yes' if ok else 'no'}" for m, ok in verdict.items()))
 
 
 @app.command()
@@ -128,6 +234,9 @@ def demo(
     n: Annotated[int, typer.Option(help="particles per run")] = 2000,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
+    large: Annotated[
+        bool, typer.Option("--large", help=f"also run (A) and (B) at N = {LARGE_N:,}, where a small bias shows")
+    ] = False,
     workers: Annotated[
         int, typer.Option(help="worker processes for the study's rows (0: one per core, at most 4; 1: none)")
     ] = 0,
@@ -146,6 +255,8 @@ def demo(
     sections = [("main", list(MAIN_RUNS))]
     if sweeps:
         sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
+    if large:  # SVGD is O(N^2) per step: (C) stays at its own N
+        sections.append((LARGE_SECTION, [run for run in MAIN_RUNS if run.label.startswith(("(A)", "(B)"))]))
     t0 = time.perf_counter()
     workers = workers or default_workers()
     if workers == 1:
@@ -179,7 +290,7 @@ def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_s
             rows, samples = run_study(
                 target,
                 runs,
-                n,
+                LARGE_N if name == LARGE_SECTION else n,
                 seed,
                 on_row=lambda _r, t=task: bar.advance(t),
                 pool=pool,
@@ -187,7 +298,8 @@ def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_s
                 on_samples=on_samples if name == "main" else None,
             )
             tables[name] = rows
-            all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+            if name != LARGE_SECTION:  # the large runs are scored, not kept (1.6 MB each)
+                all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
     return tables, all_samples
 
 
@@ -228,7 +340,14 @@ def _demo_study_parallel(target, sections, n: int, seed: int, workers: int):
     return tables, all_samples, figures
 
 
-_COLS = (("mode_tv", "mode TV"), ("energy", "energy dist."), ("sliced_w1", "sliced W1"))
+_COLS = (
+    ("mode_tv_exact", "mode TV to p"),
+    ("mode_tv", "mode TV"),
+    ("energy", "energy dist."),
+    ("sliced_w1", "sliced W1"),
+)
+LARGE_N = 100_000
+LARGE_SECTION = f"large N = {LARGE_N:,}"
 
 
 def _rich_table(name: str, rows: list[dict]) -> Table:
