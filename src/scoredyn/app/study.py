@@ -38,8 +38,8 @@ __all__ = [
     "svgd_sweep",
 ]
 
-# mode_tv_exact: the TV to the probabilities exact samples are assigned with (the texts' mode TV to
-# the mixture's weights, without the rule's assignment error); mode_tv: the two-sample version
+# mode_tv_exact: the TV to the probabilities that exact samples are assigned with (mode TV to the
+# mixture's weights, without the assignment rule's own error); mode_tv: the two-sample version
 STUDY_METRICS = ("mode_tv_exact", "mode_tv", "energy", "sliced_w1")
 
 
