@@ -248,7 +248,7 @@ def evaluate(
 ) -> dict:
     """Score ``samples`` against the exact ``target``: every metric beside its floor, with an interval.
 
-    .. math:: \text{ratio} = d(x, y) / \text{floor}_d(n, m)
+    .. math:: \\text{ratio} = d(x, y) / \\text{floor}_d(n, m)
 
     where ``floor_d(n, m)`` is the expected value of ``d`` on independent exact sets of the same sizes,
     so a ratio near 1 means "as good as exact sampling can show at this ``n``".
