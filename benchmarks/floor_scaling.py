@@ -4,8 +4,8 @@ probabilities, energy and MMD to the law, KSD), each as a multiple of its floor 
 A sampler is at the floor on a metric only if the ratio stays <= 1.5 at every N. SVGD is O(N^2) per
 step, so its rows run at 1e3 only.
 
-    python benchmarks/scaling.py [--sizes 1000,10000,100000] [--seed 0]
-    -> benchmarks/results/scaling.json and a Markdown table on stdout
+    python benchmarks/floor_scaling.py [--sizes 1000,10000,100000] [--seed 0]
+    -> benchmarks/results/floor_scaling.json and a Markdown table on stdout
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def main() -> None:
     for res in results:
         for r in res["rows"]:
             print(f"| {res['label']} | {r['n']:,} | " + " | ".join(cell(r[m]) for m in SCALING_METRICS) + " |")
-    records = [record("scaling", None, "rows", None, None, {"sizes": sizes, "seed": args.seed, "runs": results})]
-    print("wrote", write("scaling.json", records))
+    records = [record("floor_scaling", None, "rows", None, None, {"sizes": sizes, "seed": args.seed, "runs": results})]
+    print("wrote", write("floor_scaling.json", records))
 
 
 if __name__ == "__main__":
