@@ -125,7 +125,8 @@ def _record_blocks(values, ses):
     """A ``per_block`` that records its blocks and returns preset values and standard errors."""
     seen = []
 
-    def per_block(xb, yb):
+    def per_block(xb, yb, pb, groups):
+        assert groups == GROUPS  # fewer blocks than GROUPS: each block's jackknife gives its se
         seen.append((xb, yb))
         return values[len(seen) - 1], ses[len(seen) - 1]
 
@@ -167,6 +168,28 @@ def test_blocked_without_reference_or_standard_error_and_as_one_block(monkeypatc
     est = blocked(x, x[:4], per_block, budget=100)  # n^2 = budget: the full statistic
     assert len(seen) == 1 and torch.equal(seen[0][0], x) and torch.equal(seen[0][1], x[:4])
     assert est == Estimate(0.25, 0.125, 1 / 10, 1 / 4, 1)
+
+
+def test_blocked_with_many_blocks_takes_the_se_from_their_spread_and_splits_per_point_values(monkeypatch):
+    # B >= GROUPS blocks are themselves independent replicates: se = sd(theta_b) / sqrt(B), and each
+    # block is asked for no jackknife (groups = 1); per-point values travel with their block
+    monkeypatch.setattr("scoredyn.metrics.estimates.MIN_BLOCK", 2)
+    x = torch.randn(100, 2, generator=_gen(8), dtype=F64)
+    per_point = torch.arange(100, dtype=F64)
+    seen = []
+
+    def per_block(xb, yb, pb, groups):
+        assert groups == 1 and yb is None
+        seen.append((xb, pb))
+        return float(pb.sum()), None
+
+    est = blocked(x, None, per_block, budget=100, per_point=per_point)  # ceil(10^4 / 100) = 100 > 50: 50 blocks
+    assert est.blocks == 50 and len(seen) == 50
+    for (xb, pb), xe, pe in zip(seen, torch.tensor_split(x, 50), torch.tensor_split(per_point, 50), strict=True):
+        assert torch.equal(xb, xe) and torch.equal(pb, pe)
+    sums = np.array([float(p.sum()) for _, p in seen])
+    assert est.value == pytest.approx(sums.mean(), rel=1e-14)
+    assert est.se == pytest.approx(sums.std(ddof=1) / math.sqrt(50), rel=1e-12)
 
 
 def test_estimate_defaults_and_normal_quantile():

@@ -137,6 +137,8 @@ def kernel_embedding(x: Tensor, mixture: GaussianMixture, bandwidth: float) -> T
     Returns:
         ``(N,)``.
     """
+    if x.shape[0] > _DISTANCE_CHUNK:  # bounds the (K, D, N) residuals
+        return torch.cat([kernel_embedding(chunk, mixture, bandwidth) for chunk in torch.split(x, _DISTANCE_CHUNK)])
     h2 = float(bandwidth) ** 2
     eye = torch.eye(mixture.dim, dtype=torch.float64)
     covs, means = mixture.covs.to(torch.float64), mixture.means.to(torch.float64)

@@ -124,32 +124,42 @@ def jackknife(statistic: Callable[[int | None], float], groups: int) -> tuple[fl
 def blocked(
     x: Tensor,
     y: Tensor | None,
-    per_block: Callable[[Tensor, Tensor | None], tuple[float, float | None]],
+    per_block: Callable[[Tensor, Tensor | None, Tensor | None, int], tuple[float, float | None]],
     budget: int = PAIR_BUDGET,
+    per_point: Tensor | None = None,
 ) -> Estimate:
     """The block estimator: ``per_block`` on ``B`` contiguous blocks of ``x`` (and of ``y``), averaged.
 
-    .. math:: \\hat\\theta = \\frac{1}{B} \\sum_{b=1}^{B} \\hat\\theta_b, \\qquad
-              \\mathrm{se}(\\hat\\theta) = \\frac{1}{B} \\Big(\\sum_b \\mathrm{se}_b^2\\Big)^{1/2}
+    .. math:: \\hat\\theta = \\frac{1}{B} \\sum_{b=1}^{B} \\hat\\theta_b
 
-    with ``B = block_count(max(N, M), budget)``; ``B = 1`` is the full statistic.
+    with ``B = block_count(max(N, M), budget)``; ``B = 1`` is the full statistic. With fewer than
+    ``GROUPS`` blocks each block's jackknife gives the standard error,
+    ``se = (sum_b se_b^2)^{1/2} / B``; with more, the blocks themselves are the independent
+    replicates, ``se = sd(theta_b) / sqrt(B)``, and the blocks skip the jackknife (one group each).
 
     Args:
         x: ``(N, D)`` samples.
         y: ``(M, D)`` reference, or None.
-        per_block: ``per_block(x_b, y_b) -> (value, se)``.
+        per_block: ``per_block(x_b, y_b, per_point_b, groups) -> (value, se)`` with ``groups`` the
+            jackknife groups to use (1: no standard error needed).
         budget: pair evaluations per term.
+        per_point: ``(N,)`` values split alongside ``x`` (e.g. a closed-form cross term), or None.
     """
     n, m = x.shape[0], (0 if y is None else y.shape[0])
     b = block_count(max(n, m), budget)
+    groups = GROUPS if b < GROUPS else 1
     xs = torch.tensor_split(x, b)
     ys = [None] * b if y is None else torch.tensor_split(y, b)
+    ps = [None] * b if per_point is None else torch.tensor_split(per_point, b)
     values, variances = [], []
-    for xb, yb in zip(xs, ys, strict=True):
-        v, se = per_block(xb, yb)
+    for xb, yb, pb in zip(xs, ys, ps, strict=True):
+        v, se = per_block(xb, yb, pb, groups)
         values.append(v)
         variances.append(None if se is None else se * se)
-    se = None if any(v is None for v in variances) else math.sqrt(sum(variances)) / b
+    if groups == 1 and b > 1:
+        se = float(torch.tensor(values, dtype=torch.float64).std()) / math.sqrt(b)
+    else:
+        se = None if any(v is None for v in variances) else math.sqrt(sum(variances)) / b
     inv_n = sum(1.0 / xb.shape[0] for xb in xs) / b
     inv_m = 0.0 if y is None else sum(1.0 / yb.shape[0] for yb in ys) / b
     return Estimate(sum(values) / b, se, inv_n, inv_m, b)

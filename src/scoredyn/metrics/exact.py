@@ -224,11 +224,11 @@ def _rbf_block(h: float):
     return k
 
 
-def _two_sample_v(kernel, x: Tensor, y: Tensor, cross_sign: float) -> tuple[float, float | None]:
+def _two_sample_v(kernel, x: Tensor, y: Tensor, cross_sign: float, groups: int) -> tuple[float, float | None]:
     """``cross_sign * 2 S_xy / (nm) + S_xx / n^2 + S_yy / m^2`` (the energy distance with ``cross_sign``
     +1 and self-terms negated by the caller's kernel sign; MMD with -1) and its jackknife se, over
     paired groups ``(x_g, y_g)``."""
-    g = min(len(groups_of(x.shape[0])), len(groups_of(y.shape[0])))
+    g = min(len(groups_of(x.shape[0], groups)), len(groups_of(y.shape[0], groups)))
     gx, gy = groups_of(x.shape[0], g), groups_of(y.shape[0], g)
     s_xy = grouped_pair_sums(gx, gy, lambda i, j: kernel(x[i], y[j]))
     s_xx = grouped_pair_sums(gx, gx, lambda i, j: kernel(x[i], x[j]), same=True)
@@ -249,9 +249,8 @@ def energy_two_sample(x: Tensor, y: Tensor, budget: int = PAIR_BUDGET) -> Estima
     """The energy distance V-statistic (``distances.energy_distance``) with its jackknife standard
     error; above ``budget`` pairs, the block estimator."""
 
-    def per_block(a: Tensor, b: Tensor) -> tuple[float, float | None]:
-        v, se = _two_sample_v(lambda u, w: -_distance_block(u, w), a, b, -1.0)
-        return v, se
+    def per_block(a: Tensor, b: Tensor, _: Tensor | None, groups: int) -> tuple[float, float | None]:
+        return _two_sample_v(lambda u, w: -_distance_block(u, w), a, b, -1.0, groups)
 
     return blocked(x, y, per_block, budget)
 
@@ -259,15 +258,15 @@ def energy_two_sample(x: Tensor, y: Tensor, budget: int = PAIR_BUDGET) -> Estima
 def mmd_two_sample(x: Tensor, y: Tensor, bandwidth: float, budget: int = PAIR_BUDGET) -> Estimate:
     """The squared-MMD V-statistic (``distances.mmd``) with its jackknife standard error; above
     ``budget`` pairs, the block estimator."""
-    return blocked(x, y, lambda a, b: _two_sample_v(_rbf_block(bandwidth), a, b, -1.0), budget)
+    return blocked(x, y, lambda a, b, _, groups: _two_sample_v(_rbf_block(bandwidth), a, b, -1.0, groups), budget)
 
 
 def _one_sample_v(
-    self_kernel, x: Tensor, per_point: Tensor | None, y: Tensor | None, cross_kernel, constant: float
+    self_kernel, x: Tensor, per_point: Tensor | None, y: Tensor | None, cross_kernel, constant: float, groups: int
 ) -> tuple[float, float | None]:
     """``S_xx / n^2 - 2 [sum_i per_point_i / n  or  S_xy / (n m)] + constant`` and its jackknife se."""
-    gx = groups_of(x.shape[0])
-    g = len(gx) if y is None else min(len(gx), len(groups_of(y.shape[0])))
+    gx = groups_of(x.shape[0], groups)
+    g = len(gx) if y is None else min(len(gx), len(groups_of(y.shape[0], groups)))
     gx = groups_of(x.shape[0], g)
     s_xx = grouped_pair_sums(gx, gx, lambda i, j: self_kernel(x[i], x[j]), same=True)
     nx = torch.tensor([s.stop - s.start for s in gx], dtype=torch.float64)
@@ -311,11 +310,11 @@ def energy_exact(x: Tensor, mixture: GaussianMixture, budget: int = PAIR_BUDGET)
     e_yy = mean_pair_distance(mixture)
     neg = lambda u, w: -_distance_block(u, w)  # noqa: E731  (the self-term enters with a minus)
 
-    def per_block(a: Tensor, _: Tensor | None) -> tuple[float, float | None]:
+    def per_block(a: Tensor, _: Tensor | None, neg_g: Tensor | None, groups: int) -> tuple[float, float | None]:
         # S_xx / n^2 - 2 mean(-g) - E|Y - Y'| with S_xx the sum of -|x - x'|
-        return _one_sample_v(neg, a, -expected_distance(a, mixture), None, None, -e_yy)
+        return _one_sample_v(neg, a, neg_g, None, None, -e_yy, groups)
 
-    return blocked(x, None, per_block, budget)
+    return blocked(x, None, per_block, budget, per_point=-expected_distance(x, mixture))
 
 
 def mmd_exact(x: Tensor, mixture: GaussianMixture, bandwidth: float, budget: int = PAIR_BUDGET) -> Estimate:
@@ -337,10 +336,10 @@ def mmd_exact(x: Tensor, mixture: GaussianMixture, bandwidth: float, budget: int
     e_kk = mean_pair_kernel(mixture, bandwidth)
     rbf = _rbf_block(bandwidth)
 
-    def per_block(a: Tensor, _: Tensor | None) -> tuple[float, float | None]:
-        return _one_sample_v(rbf, a, kernel_embedding(a, mixture, bandwidth), None, None, e_kk)
+    def per_block(a: Tensor, _: Tensor | None, mu: Tensor | None, groups: int) -> tuple[float, float | None]:
+        return _one_sample_v(rbf, a, mu, None, None, e_kk, groups)
 
-    return blocked(x, None, per_block, budget)
+    return blocked(x, None, per_block, budget, per_point=kernel_embedding(x, mixture, bandwidth))
 
 
 def fisher_information(mixture: GaussianMixture, points: int = 2**20, seed: int = 0) -> tuple[float, float]:
@@ -378,9 +377,9 @@ def ksd_estimate(x: Tensor, mixture: GaussianMixture, budget: int = PAIR_BUDGET)
     """``kernel_stein_discrepancy`` (IMQ, its defaults) of ``x`` from the law's score, with its
     jackknife standard error; above ``budget`` pairs, the block estimator."""
 
-    def per_block(a: Tensor, _: Tensor | None) -> tuple[float, float | None]:
+    def per_block(a: Tensor, _: Tensor | None, __: Tensor | None, groups: int) -> tuple[float, float | None]:
         k0 = stein_kernel(a, mixture.score)
-        gx = groups_of(a.shape[0])
+        gx = groups_of(a.shape[0], groups)
         sums = grouped_pair_sums(gx, gx, k0, same=True)
         sizes = torch.tensor([s.stop - s.start for s in gx], dtype=torch.float64)
 
