@@ -9,11 +9,11 @@ import zlib
 
 import pytest
 import torch
+from torch.distributions import MultivariateNormal
 
 from scoredyn.core.fields import AnalyticField, CountingField
 from scoredyn.core.processes import EDM, OU, VE, VP, Linear
 from scoredyn.core.targets import mog6, mog10
-from scoredyn.metrics import energy_distance, mode_tv
 from scoredyn.samplers import (
     edm_heun,
     karras_grid,
@@ -58,17 +58,107 @@ def _start(target, process, grid, n, gen):
     return start_distribution("exact", process, grid[0], target=target).sample(n, gen)
 
 
-# --- distribution error at the Monte-Carlo floor ------------------------------------------------
+# --- the output law against the exact one ----------------------------------------------------------
+#
+# Each statistical check below is built so that an exact sampler fails it with probability at most
+# FALSE_FAILURE = 1e-4, by a finite-sample inequality and a union bound over the checks of one test:
+#
+# - the Dvoretzky–Kiefer–Wolfowitz inequality with Massart's constant (1990): for N i.i.d. points with
+#   CDF F, P(sup |F_N - F| > eps) <= 2 exp(-2 N eps^2), applied to projections u.x, whose exact CDF
+#   under a mixture is sum_k pi_k Phi((y - u.mu_k) / sqrt(u' Sigma_k u));
+# - Bernstein's inequality for the mean of N i.i.d. values of f in [0, 1] with variance v:
+#   P(|mean - E f| >= eps) <= 2 exp(-N eps^2 / (2 v + 2 eps / 3)), applied to functions whose mean
+#   under the mixture is known exactly (the responsibilities r_k, E r_k = pi_k, v <= pi_k (1 - pi_k);
+#   Gaussian bumps, whose first two moments are Gaussian integrals).
+#
+# The particles are i.i.d.: each starts from an exact draw and moves with its own noise. (PC's corrector
+# step size is a batch mean: its particles share that one scalar, whose relative spread is O(1/sqrt(N)).)
 
-N_FLOOR = 5000
-FLOOR_PAIRS = 4
+FALSE_FAILURE = 1e-4
+N_LAW = 5000
+
+
+def _directions(dim: int) -> torch.Tensor:
+    """Unit vectors to project on: 8 angles in 2-D; above, the axes and 6 fixed random directions."""
+    if dim == 2:
+        a = torch.arange(8, dtype=torch.float64) * math.pi / 8
+        return torch.stack([a.cos(), a.sin()], dim=1)
+    r = torch.randn(6, dim, generator=_gen("directions", dim), dtype=torch.float64)
+    return torch.cat([torch.eye(dim, dtype=torch.float64), r / r.norm(dim=1, keepdim=True)])
+
+
+def _ks_to_exact(x, target, u) -> float:
+    """sup_y |F_N(y) - F(y)| for the projection u.x against its exact CDF under the mixture."""
+    y, n = torch.sort(x @ u).values, x.shape[0]
+    scale = torch.sqrt(torch.einsum("i,kij,j->k", u, target.covs, u))
+    F = (target.weights * torch.special.ndtr((y[:, None] - target.means @ u) / scale)).sum(1)
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    return float(torch.maximum(i / n - F, F - (i - 1) / n).max())
+
+
+def _responsibilities(x, target) -> torch.Tensor:
+    """r_k(x) = pi_k N(x; mu_k, Sigma_k) / p(x), (N, K)."""
+    log_n = MultivariateNormal(target.means, covariance_matrix=target.covs).log_prob(x[:, None, :])
+    return torch.softmax(torch.log(target.weights) + log_n, dim=1)
+
+
+def _bump_mean(target, k: int, A: torch.Tensor) -> torch.Tensor:
+    """E exp(-(x - mu_k)' A^{-1} (x - mu_k) / 2) under the mixture: sum_j pi_j sqrt(det A / det(A + Sigma_j))
+    exp(-d_j' (A + Sigma_j)^{-1} d_j / 2), d_j = mu_k - mu_j (the Gaussian integral of a product)."""
+    S, d = A + target.covs, target.means[k] - target.means
+    quad = (d * torch.linalg.solve(S, d[..., None])[..., 0]).sum(1)
+    return (target.weights * torch.sqrt(torch.linalg.det(A) / torch.linalg.det(S)) * torch.exp(-0.5 * quad)).sum()
+
+
+def _bumps(x, target, scale: float):
+    """Per component k, f_k(x) = exp(-(x - mu_k)' (scale^2 Sigma_k)^{-1} (x - mu_k) / 2): the sample means,
+    and the exact mean and variance (E f^2 is the same integral with A / 2)."""
+    values, means, variances = [], [], []
+    for k in range(target.n_components):
+        A = scale**2 * target.covs[k]
+        d = x - target.means[k]
+        values.append(torch.exp(-0.5 * (d * torch.linalg.solve(A, d.T).T).sum(1)).mean())
+        m1, m2 = _bump_mean(target, k, A), _bump_mean(target, k, A / 2)
+        means.append(m1)
+        variances.append(m2 - m1**2)
+    return torch.stack(values), torch.stack(means), torch.stack(variances)
+
+
+def _bernstein_eps(variance, n: int, delta: float):
+    """The eps at which Bernstein's bound 2 exp(-n eps^2 / (2 v + 2 eps / 3)) equals delta."""
+    c = math.log(2 / delta) / (3 * n)
+    return c + torch.sqrt(c**2 + 2 * variance * math.log(2 / delta) / n)
+
+
+def _law_checks(x, target) -> list[tuple[str, float, float]]:
+    """(name, |deviation|, eps) for every check: each deviation exceeds its eps with probability at most
+    FALSE_FAILURE / (number of checks) for exact i.i.d. samples, so all together at most FALSE_FAILURE."""
+    n, K = x.shape[0], target.n_components
+    U = _directions(target.dim)
+    delta = FALSE_FAILURE / (len(U) + 3 * K)
+    dkw = math.sqrt(math.log(2 / delta) / (2 * n))
+    checks = [(f"KS along {u.tolist()}", _ks_to_exact(x, target, u), dkw) for u in U]
+    w = target.weights
+    resp_eps = _bernstein_eps(w * (1 - w), n, delta)
+    resp_dev = (_responsibilities(x, target).mean(0) - w).abs()
+    checks += [(f"responsibility {k}", float(resp_dev[k]), float(resp_eps[k])) for k in range(K)]
+    for scale in (1.0, 2.0):
+        values, means, variances = _bumps(x, target, scale)
+        eps = _bernstein_eps(variances, n, delta)
+        checks += [(f"bump {k} x{scale}", float(abs(values[k] - means[k])), float(eps[k])) for k in range(K)]
+    return checks
+
 
 # Steps on the EDM karras grid (rho = 7, sigma in [0.002, 80], then 0); ode-adaptive runs dopri5 at
-# rtol = atol = 1e-3 between the end points (110 NFE). Chosen from offline runs at N = 40000 (mog6)
-# and 20000 (mog10), which put each budget's bias in energy distance at <= 0.2 (mog6 sde: 0.33 at
-# 200 steps, so 400) of the N = 5000 floor; halving a budget raises it to 0.5-2.6 (euler 50: 0.65 /
-# 0.98; heun, edm-heun 20: 0.21 / 0.97; sde 100: 1.5 on mog6; pc 50: 2.6 on mog6). The stochastic
-# samplers need more steps on mog6 than on mog10: the 2-D floor is lower, so a smaller bias shows.
+# rtol = atol = 1e-3 between the end points. At these budgets each sampler's own bias, measured offline
+# with N = 40000 (every check's |deviation| there, which still holds that run's sampling noise), is at
+# most 0.28 of the check's eps at N = 5000 (mog10 ode-euler, bump x2; most are below 0.2): BIAS = 0.5
+# covers it, so a check fails only if the sampling noise alone exceeds eps. What the checks see: half
+# the steps fails rk4 (both targets) and heun (mog10), a quarter also heun, edm-heun and pc (mog10);
+# Euler, the reverse SDE and PC converge at order one, and their bias at a quarter of the steps stays
+# below 1.5 eps (0.65-0.97 eps); Euler steps 10% short, or SDE noise 20% too large, fail them (PC:
+# on mog10).
+BIAS = 0.5
 BUDGETS = {
     "mog6": {
         "ode-euler": 100,
@@ -91,38 +181,21 @@ BUDGETS = {
 }
 
 
-@functools.cache
-def _floor(target_name: str) -> tuple[float, float]:
-    """Mode TV and energy distance between independent exact sets of size N, averaged over pairs."""
-    target, g = TARGETS[target_name](), _gen("floor", target_name)
-    tv = ed = 0.0
-    for _ in range(FLOOR_PAIRS):
-        a, b = target.sample(N_FLOOR, g), target.sample(N_FLOOR, g)
-        tv += mode_tv(a, b, target) / FLOOR_PAIRS
-        ed += energy_distance(a, b) / FLOOR_PAIRS
-    return tv, ed
-
-
 @pytest.mark.parametrize("target_name", list(BUDGETS))
 @pytest.mark.parametrize("sampler", SAMPLERS)
-def test_reaches_monte_carlo_floor(target_name, sampler):
-    # One N = 5000 output against one fresh exact set, over the floor: ~1 for an unbiased sampler,
-    # with a wide spread. Measured over 60 exact pairs, one pair's metric has CV 0.9 (mog6 energy
-    # distance: the sample-mean noise of a 2-D mixture, chi-square with ~2 degrees of freedom),
-    # 0.5 (mog10 ED), 0.45 / 0.3 (mode TV), so even exact samples exceed 2x the 4-pair floor with
-    # probability ~15% / 9% / 7% / 1%. The seeds were fixed before any run; a bias the size of the
-    # floor shows as a ratio of ~2 on average, one of a few floors as a failure.
+def test_matches_the_exact_law(target_name, sampler):
+    # N = 5000 outputs from the exact start, against the exact law: projections (DKW), responsibilities and
+    # bumps (Bernstein). False failure <= FALSE_FAILURE = 1e-4 for a sampler whose bias is within BIAS eps.
     target, process = TARGETS[target_name](), EDM()
-    field, g = AnalyticField(target, process), _gen("floor-run", target_name, sampler)
+    field, g = AnalyticField(target, process), _gen("law-run", target_name, sampler)
     grid = karras_grid(process, BUDGETS[target_name][sampler])
-    x = _start(target, process, grid, N_FLOOR, g)
+    x = _start(target, process, grid, N_LAW, g)
     kw = {"rtol": 1e-3, "atol": 1e-3} if sampler == "ode-adaptive" else {}
     out = _run(sampler, field, x, grid, g, **kw).x
-    y = target.sample(N_FLOOR, g)
-    floor_tv, floor_ed = _floor(target_name)
-    ratio_tv, ratio_ed = mode_tv(out, y, target) / floor_tv, energy_distance(out, y) / floor_ed
-    assert ratio_tv <= 2.0, f"mode TV {ratio_tv:.2f} x floor"
-    assert ratio_ed <= 2.0, f"energy distance {ratio_ed:.2f} x floor"
+    assert torch.isfinite(out).all()
+    bad = [f"{name}: {dev:.4f} > {(1 + BIAS) * eps:.4f}" for name, dev, eps in _law_checks(out, target)
+           if dev > (1 + BIAS) * eps]  # fmt: skip
+    assert not bad, bad
 
 
 # --- deterministic solvers ------------------------------------------------------------------------
@@ -141,17 +214,23 @@ def test_ode_is_deterministic(method):
 
 
 def test_adaptive_agrees_with_rk4_at_many_steps():
-    # RK4 on 400 karras steps is within ~1e-6 of its limit here (final points: 9e-6 from 200 steps,
-    # 6e-7 from 800: order 4). dopri5 at rtol = atol = 1e-8 allows ~1e-8 |x| per step with |x| up
-    # to 250 at sigma = 80, and its grid values are interpolated: it ends 1.3e-6 from RK4 at 800
-    # steps. Measured max difference over all 401 grid times: 6.6e-6; the bound is 1e-5.
+    # RK4 on 400 karras steps is within ~1e-6 of its limit here (final points: median 3e-9, max 1.5e-6 from
+    # 800 steps over 1000 particles); dopri5 at rtol = atol = 1e-8 allows ~1e-8 |x| per step with |x| up to
+    # 250 at sigma = 80, and its grid values are interpolated. Per particle, the largest difference over
+    # the 401 grid times, measured over 1000 exact starts: median 5.7e-7, 99th percentile 2.0e-6, one in
+    # 1000 above 1e-5 (a particle near the boundary between modes, whose error constants are large). So
+    # the median over 100 particles is asserted below 2e-6 and at most 5 of 100 above 1e-5: with a per-
+    # particle probability p <= 0.005 of 1e-5 (and <= 0.02 of 2e-6) the binomial tails are <= 2e-5 and
+    # < 1e-40, a false failure <= 1e-4 whatever the start.
     target, process = mog6(), EDM()
     field, grid = AnalyticField(target, process), karras_grid(process, 400)
     x = _start(target, process, grid, 100, _gen("adaptive-vs-rk4"))
     a = ode(field, x, grid, method="adaptive", rtol=1e-8, atol=1e-8, return_path=True)
     r = ode(field, x, grid, method="rk4", return_path=True)
     assert a.path.shape == r.path.shape == (401, 100, 2)
-    assert (a.path - r.path).abs().max() < 1e-5
+    per_particle = (a.path - r.path).abs().amax(dim=(0, 2))
+    assert float(per_particle.median()) < 2e-6, per_particle.median()
+    assert int((per_particle > 1e-5).sum()) <= 5, per_particle.topk(6).values
 
 
 @functools.cache
@@ -167,9 +246,10 @@ def _order_problem():
 @pytest.mark.parametrize(
     "method, steps, lo, hi",
     [
-        # measured slopes between successive doublings: Euler 1.03 1.00 1.00 (16..128), Heun
-        # 1.94 2.01 2.00 (8..64), RK4 4.27 3.40 3.87 (4..32); fitted: 1.01, 1.99, 3.80. The brackets
-        # allow for the pre-asymptotic wobble (RK4's) and keep each order apart from its neighbours
+        # Per-particle fitted orders over 2000 exact starts, quantiles 0.3 / 0.5 / 0.7: Euler 1.00 / 1.02 /
+        # 1.05, Heun 1.97 / 1.98 / 1.99, RK4 3.56 / 3.89 / 4.17 (RK4 is still pre-asymptotic at 4 steps and
+        # wobbles). The brackets hold the 0.3-0.7 range with room and keep each order apart from its
+        # neighbours.
         ("euler", [16, 32, 64, 128], 0.8, 1.3),
         ("heun", [8, 16, 32, 64], 1.7, 2.5),
         ("rk4", [4, 8, 16, 32], 3.3, 4.8),
@@ -177,50 +257,69 @@ def _order_problem():
 )
 def test_empirical_order_of_convergence(method, steps, lo, hi):
     # VP-linear on a uniform grid in t from 1 to 0: a smooth velocity, with every interval shrinking
-    # (a karras grid keeps its last interval [sigma_min, 0] fixed). The error is the median over the
-    # particles of |x_S - x_ref|: each particle converges at the method's order, and the median is
-    # not moved by the few particles near a separatrix between modes, whose error constants are so
-    # large that they stay pre-asymptotic over this range (they dominate an RMS error).
+    # (a karras grid keeps its last interval [sigma_min, 0] fixed). Each particle's order is the slope of
+    # its log |x_S - x_ref| against log S, and the median over the 200 particles is asserted: the sample
+    # median lies between the population's 0.3 and 0.7 quantiles but with probability
+    # <= 2 exp(-2 * 200 * 0.2^2) = 2e-7 (Hoeffding on the count below each quantile), so a false failure
+    # is <= 1e-4 whatever the start. (A particle near a separatrix between modes has error constants so
+    # large that it stays pre-asymptotic over this range; the median is not moved by the few of them.)
     field, x, ref = _order_problem()
-    errors = [
-        (ode(field, x, uniform_grid(field.process, s), method=method).x - ref).norm(dim=1).median()
-        for s in steps
-    ]
+    errors = torch.stack(
+        [(ode(field, x, uniform_grid(field.process, s), method=method).x - ref).norm(dim=1) for s in steps]
+    )
     log_s = torch.log(torch.tensor(steps, dtype=torch.float64))
-    design = torch.stack([log_s, torch.ones_like(log_s)], dim=1)
-    fit = torch.linalg.lstsq(design, torch.log(torch.stack(errors))[:, None]).solution
-    order = -float(fit[0, 0])
-    assert lo <= order <= hi, f"{method}: fitted order {order:.2f}, errors {errors}"
+    weights = (log_s - log_s.mean()) / (log_s - log_s.mean()).pow(2).sum()  # least-squares slope weights
+    order = -float((weights[:, None] * torch.log(errors)).sum(0).median())
+    assert lo <= order <= hi, f"{method}: median fitted order {order:.2f}"
 
 
 # --- few steps, every process ---------------------------------------------------------------------
 
+N_FEW = 4000
+FEW_STEPS = [1, 2, 5, 10, 20]
+STOCHASTIC = ("sde", "edm-heun", "pc")
+
 
 @pytest.mark.parametrize("process_name", list(PROCESSES))
 def test_few_steps_finite_and_improving(process_name):
-    # Every sampler at 1, 2, 5, 10 karras steps: finite output, and 10 steps beats 5 and beats both
-    # 1 and 2 (1 vs 2 is not ordered: a 2-step karras grid is one step to sigma_min, then one tiny
-    # one; Heun's trapezoid over [80, 0.002] halves the step). Error: distance to the exact answer:
-    # for ODE solvers per particle (RMS) against dopri5 at 1e-7 from the same start; for stochastic
-    # samplers the energy distance to exact samples (N = 500; a 10-step error is >5x its floor).
+    # Every sampler at 1, 2, 5, 10 (and 20) karras steps: finite output, and more steps help.
+    # - ODE solvers: per particle against dopri5 at 1e-7 from the same start, 10 steps beat 5 and beat
+    #   both 1 and 2 (1 vs 2 is not ordered: a 2-step karras grid is one step to sigma_min, then one tiny
+    #   one) for more than half of the particles. Measured over these starts, a particle improves with
+    #   probability q >= 0.87 (vp-linear Euler, 10 vs 5; most >= 0.95), so with 500 particles the majority
+    #   fails with probability <= exp(-2 * 500 * (q - 1/2)^2) < 1e-50 (Hoeffding).
+    # - stochastic samplers: the largest KS distance over 4 directions to the exact law, N = 4000; 10
+    #   steps beat 5 and 20 beat both 1 and 2 (on OU 10 steps are barely better than 1 or 2: KS gaps
+    #   of 0.02-0.03). DKW over the 5 runs x 4 directions x 3 samplers: each measured distance is
+    #   within eps = sqrt(log(2 * 60 / 1e-4) / (2 N)) = 0.042 of the sampler's true one with probability
+    #   >= 1 - 1e-4, and every true gap (measured with N = 20000) is >= 0.13 > 2 eps (OU sde, 10 vs 5;
+    #   20 vs 1 and 2: >= 0.17).
     target, process = mog6(), PROCESSES[process_name]()
     field = AnalyticField(target, process)
     g = _gen("few", process_name)
-    x = _start(target, process, karras_grid(process, 1), 500, g)
-    y = target.sample(500, g)
-    exact = ode(field, x, karras_grid(process, 1), method="adaptive", rtol=1e-7, atol=1e-7).x
+    x = _start(target, process, karras_grid(process, 1), N_FEW, g)
+    x_ode = x[:500]
+    exact = ode(field, x_ode, karras_grid(process, 1), method="adaptive", rtol=1e-7, atol=1e-7).x
+    directions = torch.tensor(
+        [[1.0, 0.0], [0.5**0.5, 0.5**0.5], [0.0, 1.0], [-(0.5**0.5), 0.5**0.5]], dtype=torch.float64
+    )
     for name in SAMPLERS:
         err = {}
-        for steps in [1, 2, 5, 10]:
+        for steps in FEW_STEPS if name in STOCHASTIC else FEW_STEPS[:-1]:
             kw = {"rtol": 1e-3, "atol": 1e-3} if name == "ode-adaptive" else {}
-            out = _run(name, field, x, karras_grid(process, steps), _gen(name, steps), **kw).x
+            start = x if name in STOCHASTIC else x_ode
+            out = _run(name, field, start, karras_grid(process, steps), _gen(name, steps), **kw).x
             assert torch.isfinite(out).all(), f"{name}, {steps} steps"
-            if name in ("ode-euler", "ode-heun", "ode-rk4"):
-                err[steps] = float((out - exact).pow(2).sum(1).mean().sqrt())
+            if name in STOCHASTIC:
+                err[steps] = max(_ks_to_exact(out, target, u) for u in directions)
             else:
-                err[steps] = energy_distance(out, y)
-        if name != "ode-adaptive":  # adaptive steps its own way; the grid only sets output times
-            assert err[10] < err[5] and err[10] < min(err[1], err[2]), f"{name}: {err}"
+                err[steps] = (out - exact).norm(dim=1)
+        if name in STOCHASTIC:
+            assert err[10] < err[5] and err[20] < min(err[1], err[2]), f"{name}: {err}"
+        elif name != "ode-adaptive":  # adaptive steps its own way; the grid only sets output times
+            better_than_5 = (err[10] < err[5]).double().mean()
+            better_than_1_2 = (err[10] < torch.minimum(err[1], err[2])).double().mean()
+            assert better_than_5 > 0.5 and better_than_1_2 > 0.5, f"{name}: {better_than_5}, {better_than_1_2}"
 
 
 @pytest.mark.parametrize("process_name", list(PROCESSES))
@@ -407,9 +506,7 @@ def test_pc_corrector_steps_count():
     process, target = EDM(), mog6()
     grid = karras_grid(process, 6)
     x = _start(target, process, grid, 50, _gen("pc-m"))
-    res = predictor_corrector(
-        AnalyticField(target, process), x, grid, corrector_steps=3, generator=_gen("m")
-    )
+    res = predictor_corrector(AnalyticField(target, process), x, grid, corrector_steps=3, generator=_gen("m"))
     assert res.nfe == 6 + 3 * 5
 
 
