@@ -187,7 +187,9 @@ def langevin_kick(x: Tensor, drift: Tensor, eta: float, xi: Tensor | None) -> Te
 
 def langevin_step_sizes(process: Process, grid: Tensor, eta_factor: float, step_rule: str) -> list[float]:
     """``eta_i = eta_factor sigma(t_i)^2`` (``sigma2``) or, with ``ncsn``, divided by the last
-    level's ``sigma^2`` (Song & Ermon 2019, Alg. 1: ``alpha_i = epsilon sigma_i^2 / sigma_L^2``)."""
+    level's ``sigma^2``: the schedule of Song & Ermon 2019, Alg. 1, ``alpha_i = epsilon sigma_i^2 /
+    sigma_L^2``. The kick ``x + eta s + sqrt(2 eta) z`` is their ``x + (alpha_i / 2) s + sqrt(alpha_i) z``
+    with ``alpha_i = 2 eta_i``, so ``eta_factor`` is their ``epsilon / 2``."""
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {', '.join(STEP_RULES)}, got {step_rule!r}")
     sigma2 = process.sigma(grid) ** 2  # float64

@@ -98,9 +98,10 @@ def annealed_langevin(
     ``sigma(t)`` is the process's noise scale in ``x_t`` coordinates (``= sigma_hat`` for VE/EDM,
     where ``alpha = 1``); for a process with ``alpha < 1`` it is the one that tracks the width of
     ``p_t``, which ``sigma / alpha`` overstates. Rule ``sigma2`` uses ``epsilon = eta_factor``
-    (``eta = 0.5 sigma^2`` by default); rule ``ncsn`` is the paper's
-    ``alpha_i = epsilon sigma_i^2 / sigma_L^2`` with ``epsilon = eta_factor`` and ``sigma_L`` the
-    last level. A level with ``sigma = 0`` has step size 0 and is skipped (no evaluations).
+    (``eta = 0.5 sigma^2`` by default); rule ``ncsn`` is the paper's schedule
+    ``eta_i = epsilon sigma_i^2 / sigma_L^2`` with ``sigma_L`` the last level. The paper writes the
+    step as ``x + (alpha_i / 2) s + sqrt(alpha_i) z``, so its ``alpha_i`` is ``2 eta_i`` here and its
+    ``epsilon`` is ``2 eta_factor``. A level with ``sigma = 0`` has step size 0 and is skipped (no evaluations).
     The path is recorded after each level. NFE is ``levels * steps_per_level``.
 
     Args:
