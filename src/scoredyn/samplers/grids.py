@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -136,10 +137,12 @@ def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> T
         raise ValueError(f"steps must be <= {T} for this schedule, got {steps}")
     if spacing == "leading":
         k = torch.arange(steps, dtype=torch.float64) * (T // steps) + 1  # diffusers index + 1
+    # trailing and linspace through NumPy, as diffusers computes them: where the exact value is a tie
+    # k + 1/2, NumPy's arange/linspace land an ulp below it and torch's above, one timestep apart
     elif spacing == "trailing":
-        k = torch.round(torch.arange(T, 0, -T / steps, dtype=torch.float64)).flip(0)
+        k = torch.from_numpy(np.round(np.arange(T, 0, -T / steps))).flip(0)
     elif spacing == "linspace":
-        k = torch.round(torch.linspace(0, T - 1, steps, dtype=torch.float64)) + 1
+        k = torch.from_numpy(np.round(np.linspace(0, T - 1, steps))) + 1
     else:
         raise ValueError(f"spacing must be leading, trailing or linspace, got {spacing!r}")
     return torch.cat([k.flip(0), torch.zeros(1, dtype=torch.float64)])
