@@ -23,13 +23,15 @@ from scoredyn.metrics.exact import (
 F64 = torch.float64
 
 
-def test_mode_probabilities_draw_each_component_in_chunks_from_one_stream():
-    # 100,000 draws per component cross one chunk boundary (65,536); the same stream by hand
-    target, per, seed = mog6(), 100_000, 5
+@pytest.mark.parametrize("per, chunks", [(100_000, (65_536, 100_000 - 65_536)), (1000, (1000,))])
+def test_mode_probabilities_draw_each_component_in_chunks_from_one_stream(per, chunks):
+    # 100,000 draws per component cross one chunk boundary (65,536), 1000 fill less than one chunk;
+    # the same stream by hand
+    target, seed = mog6(), 5
     g = torch.Generator().manual_seed(seed)
     confusion = torch.zeros(6, 6, dtype=F64)
     for j in range(6):
-        for n in (65_536, per - 65_536):
+        for n in chunks:
             x = target.means[j] + torch.randn(n, 2, generator=g, dtype=F64) @ target.chol[j].T
             confusion[j] += mode_counts(x, target)
     confusion /= per
