@@ -15,9 +15,12 @@ The velocity is evaluated in its last form: it is the same quantity, but stays f
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 from ..processes import Process
@@ -27,7 +30,74 @@ from .coefficients import Coefficients, CoefficientTable, broadcast_coefficient,
 if TYPE_CHECKING:
     from ..targets import GaussianMixture
 
-__all__ = ["Field", "Prediction", "score_from_denoise", "denoise_from_score", "score_from_eps"]
+__all__ = [
+    "Field",
+    "Prediction",
+    "score_from_denoise",
+    "denoise_from_score",
+    "score_from_eps",
+    "FIELD_CHUNK_BYTES",
+    "CHUNK_BYTES_ENV",
+    "field_chunk_bytes",
+    "rows_per_chunk",
+    "map_row_chunks",
+]
+
+#: The memory budget, in bytes, of a field's intermediates on one chunk of rows (64 MiB). A field whose
+#: intermediates grow with the number of particles faster than its ``N x D`` output (the exact mixture's
+#: ``N x K`` terms per coordinate) evaluates ``x`` in chunks of ``max(1, budget // bytes_per_row)`` rows,
+#: so that one evaluation needs ``O(N D)`` for its inputs and outputs plus about this much, for any
+#: ``N``. Rows are independent and every chunk is computed by the same operations, so the result does
+#: not depend on the budget.
+FIELD_CHUNK_BYTES = 64 * 2**20
+
+#: The environment variable that overrides ``FIELD_CHUNK_BYTES`` (a positive integer, in bytes), read at
+#: each evaluation: e.g. a very large value evaluates every batch in one piece.
+CHUNK_BYTES_ENV = "SCOREDYN_FIELD_CHUNK_BYTES"
+
+
+def field_chunk_bytes() -> int:
+    """The budget in force: ``$SCOREDYN_FIELD_CHUNK_BYTES`` when set, else ``FIELD_CHUNK_BYTES``."""
+    raw = os.environ.get(CHUNK_BYTES_ENV)
+    if raw is None:
+        return FIELD_CHUNK_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{CHUNK_BYTES_ENV} must be a positive integer (bytes), got {raw!r}")
+    return value
+
+
+def rows_per_chunk(bytes_per_row: int, budget: int | None = None) -> int:
+    """Rows per chunk: ``budget // bytes_per_row``, at least 1 (``budget``: ``field_chunk_bytes()``)."""
+    budget = field_chunk_bytes() if budget is None else budget
+    if budget < 1:
+        raise ValueError(f"the chunk budget must be a positive number of bytes, got {budget!r}")
+    return max(1, budget // max(1, bytes_per_row))
+
+
+def map_row_chunks(
+    fn: Callable[[Tensor, Tensor], tuple[Tensor, ...]], x: Tensor, t: Tensor, rows: int, dtype: torch.dtype
+) -> tuple[Tensor, ...]:
+    """``fn(x, t)`` evaluated on chunks of at most ``rows`` rows of ``x`` (N, D) and of ``t`` (a 0-dim
+    time, passed whole, or one per row, (N,), split with ``x``), for a ``fn`` whose outputs are
+    ``(N, ...)`` with row ``i`` depending on row ``i`` alone. The outputs come back in ``dtype``, written
+    chunk by chunk into tensors allocated once (no list of pieces, no ``torch.cat``); they are
+    differentiable like ``fn``'s (autograd records the copies into them)."""
+    n = x.shape[0]
+    if n <= rows:
+        return tuple(out.to(dtype) for out in fn(x, t))
+    outs: tuple[Tensor, ...] = ()
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        pieces = fn(x[start:stop], t if t.ndim == 0 else t[start:stop])
+        if not outs:
+            outs = tuple(p.new_empty((n, *p.shape[1:]), dtype=dtype) for p in pieces)
+        for out, piece in zip(outs, pieces, strict=True):
+            out[start:stop] = piece
+    return outs
 
 
 def score_from_denoise(x: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
