@@ -2,7 +2,7 @@
 on another process, guided fields and an evaluation counter; every conversion written once."""
 
 from .analytic import AnalyticField
-from .base import Field, Prediction, denoise_from_score, score_from_denoise, score_from_eps
+from .base import Field, NoDensityError, Prediction, denoise_from_score, score_from_denoise, score_from_eps
 from .coefficients import Coefficients, CoefficientTable, broadcast_coefficient, coefficients, per_sample_time
 from .counting import CountingField
 from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
@@ -11,6 +11,7 @@ from .on_process import OnProcess, on_process
 
 __all__ = [
     "Field",
+    "NoDensityError",
     "Prediction",
     "AnalyticField",
     "CountingField",

@@ -62,7 +62,7 @@ def _weighted(w: Tensor, v: list[Tensor] | Tensor) -> Tensor:
 
 
 class AnalyticField(Field):
-    """The exact field of a Gaussian mixture under any process.
+    """The exact field of a Gaussian mixture under any process, with its normalized density.
 
     With ``m_k = alpha mu_k``, ``S_k = alpha^2 Sigma_k + sigma^2 I`` and responsibilities
     ``w_k(x)`` of the noised mixture (log-sum-exp):
@@ -90,6 +90,9 @@ class AnalyticField(Field):
         chunk_bytes: the budget of one chunk's intermediates, in bytes (``None``: ``field_chunk_bytes()``,
             read at each evaluation).
     """
+
+    has_density = True
+    normalized = True
 
     def __init__(
         self,
@@ -152,10 +155,11 @@ class AnalyticField(Field):
         chol, m, const = (v.to(self.dtype).contiguous() for v in (chol, m, const))
         return chol, m, const, a[:, 0, 0].to(self.dtype)
 
-    def posterior(self, x: Tensor, t: Tensor) -> tuple[Tensor, list[Tensor], float | Tensor]:
+    def posterior(self, x: Tensor, t: Tensor, with_log_prob: bool = False) -> tuple:
         """At ``x`` (N, D) and ``t`` (0-dim, or (N,)), in one pass over all rows: the responsibilities
         ``w`` (N, K), ``S_k^{-1}(x - m_k)`` as D columns (N, K), and ``alpha`` (a float, or (N, 1)), in
-        ``dtype``. ``score`` and ``denoise`` call it on chunks of ``chunk_rows(t)`` rows."""
+        ``dtype``; with ``with_log_prob`` also ``log p_t(x)`` (N,), the log-sum-exp of the same
+        component terms. ``score`` and ``denoise`` call it on chunks of ``chunk_rows(t)`` rows."""
         chol, m, const, a = self._factor(t) if t.ndim == 0 else self._factor_per_sample(t)
         x = x.to(self.dtype)
         diff = [x[:, i, None] - m_i for i, m_i in enumerate(m)]  # x - m_k, D columns (N, K)
@@ -163,7 +167,10 @@ class AnalyticField(Field):
         sq = z[0] ** 2
         for z_i in z[1:]:
             sq = sq + z_i**2
-        w = torch.softmax(const - 0.5 * sq, dim=1)
+        log_joint = const - 0.5 * sq  # log pi_k + log N(x; m_k, S_k)
+        w = torch.softmax(log_joint, dim=1)
+        if with_log_prob:
+            return w, _solve_upper_t(chol, z), a, torch.logsumexp(log_joint, dim=1)
         return w, _solve_upper_t(chol, z), a
 
     def _chunked(self, x: Tensor, t: float | Tensor, fn) -> tuple[Tensor, ...]:
@@ -202,8 +209,19 @@ class AnalyticField(Field):
         return _weighted(w, self._means) + a * _weighted(w, _times(self._covs, prec_diff))
 
     def log_prob(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """Exact ``log p_t(x)`` of the noised mixture."""
-        return self.target.noised(self.process, t).log_prob(x)
+        """Exact ``log p_t(x)`` of the noised mixture, (N,)."""
+        return self.score_and_log_prob(x, t)[1]
+
+    def score_and_log_prob(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        """The score and ``log p_t(x) = logsumexp_k (log pi_k + log N(x; m_k, S_k))`` from one posterior
+        pass: the component terms that give the responsibilities give the density."""
+
+        def chunk(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+            w, prec_diff, _, log_p = self.posterior(x, t, with_log_prob=True)
+            return self._score_from(w, prec_diff), log_p[:, None]
+
+        s, log_p = self._chunked(x, t, chunk)
+        return s, log_p[:, 0]
 
     def exact_mixture(self, t: float | Tensor) -> GaussianMixture:
         """The exact noised mixture ``p_t`` (this field is its score)."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Field",
+    "NoDensityError",
     "Prediction",
     "score_from_denoise",
     "denoise_from_score",
@@ -147,15 +148,42 @@ class Prediction:
         return self.d_alpha * self.x0 + self.d_sigma * self.eps
 
 
+class NoDensityError(ValueError):
+    """Raised when a log-density is asked of a field that has none (a score network: only gradients)."""
+
+
 class Field:
     """A score field of one process. Subclasses implement ``score``; they may override
-    ``denoise`` where they have a form that is better conditioned than Tweedie's."""
+    ``denoise`` where they have a form that is better conditioned than Tweedie's, and ``log_prob``
+    (with ``has_density = True``) where they know the density itself, not only its gradient."""
 
     process: Process
     _table: CoefficientTable | None = None
 
+    #: Whether ``log_prob`` is known: the exact mixture's (normalized) and an energy model's (up to a
+    #: constant per time). Samplers that accept or reweight (MALA, SMC) need it.
+    has_density: bool = False
+
+    #: Whether ``log_prob`` is normalized (``int exp(log_prob) dx = 1`` at every time).
+    normalized: bool = False
+
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         raise NotImplementedError
+
+    def log_prob(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """``log p_t(x)`` (N,), exact or up to a constant in ``x`` (``normalized``); only where
+        ``has_density``. A score field alone determines the density only up to that constant, and
+        only along paths: a network of scores has none to give."""
+        raise NoDensityError(
+            f"{type(self).__name__} has no log-density (only its gradient, the score); "
+            "use an exact target or an energy model"
+        )
+
+    def score_and_log_prob(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        """The score (N, D) and ``log_prob`` (N,) at once; a field with a shared computation (the
+        exact mixture's one pass over its components, an energy network's one backward pass) does it
+        once."""
+        return self.score(x, t), self.log_prob(x, t)
 
     def at_times(self, times: Tensor) -> Field:
         """This field with its process's coefficients at ``times`` computed once, in one vectorised

@@ -38,6 +38,22 @@ class CountingField(Field):
     def exact_mixture(self, t: float | Tensor) -> GaussianMixture | None:
         return self.inner.exact_mixture(t)
 
+    @property
+    def has_density(self) -> bool:
+        return self.inner.has_density
+
+    @property
+    def normalized(self) -> bool:
+        return self.inner.normalized
+
+    def log_prob(self, x, t):
+        self.count()
+        return self.inner.log_prob(x, t)
+
+    def score_and_log_prob(self, x, t):
+        self.count()  # one evaluation: the score and the density come from one pass
+        return self.inner.score_and_log_prob(x, t)
+
     def score(self, x, t):
         self.count()
         return self.inner.score(x, t)

@@ -71,6 +71,24 @@ class OnProcess(Field):
         s, x0 = self.inner.score_and_denoise(c * x, u)
         return c * s, x0
 
+    @property
+    def has_density(self) -> bool:
+        return self.inner.has_density
+
+    @property
+    def normalized(self) -> bool:
+        return self.inner.normalized
+
+    def log_prob(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """``log p_new(x) = log p_old(c x) + D log c``: the density of ``x = y / c``, ``y ~ p_old``."""
+        return self.score_and_log_prob(x, t)[1]
+
+    def score_and_log_prob(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        u, c = self._map(t)
+        cb = broadcast_coefficient(c, x)
+        s, log_p = self.inner.score_and_log_prob(cb * x, u)
+        return cb * s, log_p + x.shape[1] * torch.log(torch.as_tensor(c)).to(log_p)
+
 
 def on_process(field: Field, process: Process) -> Field:
     """``field`` itself where ``process`` is its own (the same class with the same parameters), else the
