@@ -20,12 +20,14 @@ from ..core.processes import Process
 from ..samplers import (
     LADDER_SIGMA_MIN,
     annealed_langevin,
+    annealed_mala,
     constant_grid,
     ddim,
     ddpm,
     ddpm_grid,
     dpm_solver_2m,
     edm_heun,
+    end_points_grid,
     geometric_sigma_grid,
     karras_grid,
     langevin,
@@ -34,6 +36,7 @@ from ..samplers import (
     predictor_corrector,
     reverse_sde,
     score_drift,
+    smc,
     svgd,
     uniform_grid,
     unipc,
@@ -50,6 +53,7 @@ GRIDS: dict[str, Callable[..., Tensor]] = {
     "ddpm": ddpm_grid,
     "geometric": geometric_sigma_grid,
     "constant": constant_grid,
+    "ends": end_points_grid,
 }
 
 #: Grids of noise levels whose length is the ladder's ``levels`` (not the step count).
@@ -82,6 +86,8 @@ class Recipe:
         grid_kwargs: passed to the default grid function (dropped when the grid is overridden).
         stochastic: whether the sampler draws noise after the start.
         paper: the reference shown in tables.
+        needs_start: the sampler is given the start law (``start=``): it weighs particles by it (SMC).
+        adaptive: the sampler places its own levels between the grid's ends (progress is shown in time).
     """
 
     fn: Callable
@@ -93,6 +99,8 @@ class Recipe:
     grid_kwargs: dict = field(default_factory=dict)
     stochastic: bool = False
     paper: str = ""
+    needs_start: bool = False
+    adaptive: bool = False
 
 
 SAMPLERS: dict[str, Recipe] = {
@@ -103,6 +111,21 @@ SAMPLERS: dict[str, Recipe] = {
     "annealed-langevin": Recipe(
         annealed_langevin, "edm", "geometric", start="ladder", per_level=True, stochastic=True,
         paper="Song & Ermon 2019, Alg. 1",
+    ),
+    # the texts' ladder with a Metropolis test at every step: exact at each level, mode weights still
+    # those of the level where the modes split (samplers/mala.py)
+    "annealed-mala": Recipe(
+        annealed_mala, "edm", "geometric", start="ladder", per_level=True, stochastic=True,
+        paper="annealed Langevin with a Metropolis test (Roberts & Tweedie 1996, MALA)",
+    ),
+    # SMC on the VP path from N(0, I): nothing changes where the noise dominates, so no level is spent
+    # there (on EDM's path p_sigma rescales with sigma in every dimension). Adaptive levels at a
+    # conditional ESS of 0.99: the mode weights' error adds up over the levels and falls as 1/levels
+    # (docs/algorithms.md); moves per level is --steps.
+    "smc": Recipe(
+        smc, "vp", "ends", start="standard", per_level=True, stochastic=True, needs_start=True, adaptive=True,
+        kwargs={"target_ess": 0.99, "final_steps": 100},
+        paper="SMC over noise levels (Del Moral, Doucet & Jasra 2006; Neal 2001), MALA moves",
     ),
     "score-drift": Recipe(
         score_drift, "edm", "geometric", start="ladder", per_level=True,

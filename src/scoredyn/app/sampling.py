@@ -84,6 +84,8 @@ def sample(
     if device != "cpu":
         x = x.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
+    if recipe.needs_start:
+        kwargs["start"] = start_law
     field = source.field(proc, compile)
     if label is not None:
         field = source.guided(field, proc, label, guidance)
@@ -106,5 +108,6 @@ def sample(
         "compile": compile if source.trained else False,
         "kernel": result.kernel,
         "knobs": {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)},
+        "diagnostics": result.info,
     }
     return result, settings

@@ -2,7 +2,9 @@
 
 On the exact ``mog6`` field it runs (A) score-only drift, (B) annealed Langevin and (C) annealed
 SVGD on one budget (geometric sigmas 10 -> 0.05, 10 levels, 100 steps per level, ``eta = 0.5
-sigma^2``: Song & Ermon's annealed ladder), then every diffusion sampler, and scores each run against
+sigma^2``: Song & Ermon's annealed ladder), beside them the two corrections of (B) that use the density
+(annealed MALA on the same ladder; SMC, which reweights, on its own adaptive ladder within the same
+budget), then every diffusion sampler, and scores each run against
 fresh exact samples and the exact law, beside the floor. Optional sweeps: steps per level for (B), and
 bandwidth x repulsion for (C). Rows in, rows out; the CLI renders them.
 
@@ -65,6 +67,8 @@ SVGD_N = 1000
 MAIN_RUNS: tuple[StudyRun, ...] = (
     StudyRun("(A) score-only drift", "score-drift", 100),
     StudyRun("(B) annealed Langevin", "annealed-langevin", 100),
+    StudyRun("(B) + Metropolis test: annealed MALA", "annealed-mala", 100),
+    StudyRun("(B) + weights: SMC over noise levels", "smc", 4),
     StudyRun("(C) SVGD, broad kernel h = 2 sigma, repulsion 1", "svgd", 100, SVGD_BROAD, SVGD_N),
     StudyRun("(C) SVGD, h = sigma, weak repulsion 0.1", "svgd", 100, SVGD_WEAK, SVGD_N),
     StudyRun("Langevin, no annealing", "langevin", 1000),

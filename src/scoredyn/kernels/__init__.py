@@ -3,6 +3,7 @@ tiled torch. Each is chosen underneath one public function of a layer above (the
 Langevin steps on an exact mixture) and checked there against the plain formula."""
 
 from .backends import check_backend, interpreting, triton_available, triton_runs_on
+from .mixture_density import DENSITY_BACKENDS, mixture_score_log_prob
 from .mixture_langevin import mixture_langevin, mixture_score
 from .svgd import kernel_sums
 
@@ -14,4 +15,6 @@ __all__ = [
     "kernel_sums",
     "mixture_langevin",
     "mixture_score",
+    "mixture_score_log_prob",
+    "DENSITY_BACKENDS",
 ]

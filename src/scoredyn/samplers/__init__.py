@@ -12,15 +12,19 @@ from .grids import (
     LADDER_SIGMA_MIN,
     constant_grid,
     ddpm_grid,
+    end_points_grid,
     geometric_sigma_grid,
     karras_grid,
     log_snr_grid,
     uniform_grid,
 )
 from .langevin import annealed_langevin, langevin, score_drift
+from .mala import annealed_mala
 from .ode import ODE_METHODS, ode
 from .pc import predictor_corrector
+from .resampling import effective_sample_size, hilbert_index, multinomial_resample, systematic_resample
 from .sde import reverse_sde
+from .smc import smc
 from .starts import START_KINDS, start_distribution
 from .svgd import svgd, svgd_direction
 from .unipc import UNIPC_VARIANTS, unipc
@@ -31,6 +35,12 @@ __all__ = [
     "langevin",
     "annealed_langevin",
     "score_drift",
+    "annealed_mala",
+    "smc",
+    "effective_sample_size",
+    "systematic_resample",
+    "multinomial_resample",
+    "hilbert_index",
     "LANGEVIN_BACKENDS",
     "svgd",
     "svgd_direction",
@@ -50,6 +60,7 @@ __all__ = [
     "geometric_sigma_grid",
     "ddpm_grid",
     "constant_grid",
+    "end_points_grid",
     "LADDER_SIGMA_MAX",
     "LADDER_SIGMA_MIN",
     "START_KINDS",

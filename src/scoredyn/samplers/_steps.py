@@ -13,10 +13,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..core.fields import CountingField, Field
+from ..core.fields import CountingField, Field, NoDensityError
 from ..core.processes import Process
 from ..core.tensors import atleast_2d_points, randn_like
-from ..kernels import check_backend, mixture_langevin, triton_runs_on
+from ..kernels import check_backend, mixture_langevin, mixture_score_log_prob, triton_runs_on
 
 __all__ = [
     "SampleResult",
@@ -34,6 +34,13 @@ __all__ = [
     "langevin_step_sizes",
     "langevin_backend",
     "langevin_steps",
+    "ACCEPT_TARGET",
+    "MALAMove",
+    "mala_move",
+    "DENSITY_BACKENDS",
+    "density_evaluator",
+    "adapt_step_size",
+    "require_density",
     "LogSNRLevel",
     "log_snr_levels",
     "data_prediction_step",
@@ -53,12 +60,15 @@ class SampleResult:
         path: particles after each grid point, ``(len(path), N, D)``, only when asked for.
         kernel: the fused backend that moved the particles with the exact mixture's closed form in
             place of the field's ``score`` (``"triton"``, ``"compile"``, ``"torch"``), or ``None``.
+        info: what a sampler reports about its run beyond the particles (JSON-able: MALA's acceptance
+            rates, SMC's effective sample sizes and ``log Z``), or ``None``.
     """
 
     x: Tensor
     nfe: int
     path: Tensor | None = None
     kernel: str | None = None
+    info: dict | None = None
 
 
 @dataclass
@@ -94,9 +104,9 @@ class Tracker:
         if self.callback is not None:
             self.callback(StepInfo(i, float(t), x))
 
-    def result(self, x: Tensor) -> SampleResult:
+    def result(self, x: Tensor, info: dict | None = None) -> SampleResult:
         path = torch.stack(self._path) if self._path is not None else None
-        return SampleResult(x, self.field.nfe, path, self.kernel)
+        return SampleResult(x, self.field.nfe, path, self.kernel, info)
 
 
 def check_grid(grid: Tensor, name: str = "grid", *, levels: bool = False) -> Tensor:
@@ -247,6 +257,110 @@ def langevin_steps(
     tracker.kernel = chosen
     out = mixture_langevin(x, p_t.precision_terms(), eta, steps, noise=noise, generator=generator, backend=chosen)
     return out.to(x.dtype)
+
+
+# --- Metropolis-adjusted Langevin: one move, its step size ---------------------------------------------
+
+#: The acceptance rate MALA's step size is adapted to: the asymptotically optimal 0.574 of Roberts &
+#: Rosenthal (1998, sec. 2), for targets that are products of many similar coordinates.
+ACCEPT_TARGET = 0.574
+
+
+def require_density(field: Field, sampler: str) -> None:
+    """Stop, before any work, when ``field`` has no log-density: a Metropolis test and an importance
+    weight are ratios of densities, which a score alone does not give."""
+    if not field.has_density:
+        raise NoDensityError(
+            f"{sampler} needs a log-density, and {type(field).__name__} has only a score; "
+            "use an exact target or an energy model"
+        )
+
+
+class MALAMove(NamedTuple):
+    """The particles after one MALA move, with their score and log-density at the move's time (what the
+    next move or weight reuses, so a move costs one evaluation), and which proposals were accepted."""
+
+    x: Tensor
+    score: Tensor
+    log_p: Tensor
+    accepted: Tensor
+
+
+def mala_move(
+    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
+    x: Tensor,
+    score: Tensor,
+    log_p: Tensor,
+    h: float,
+    generator: torch.Generator | None,
+    *,
+    adjust: bool = True,
+) -> MALAMove:
+    """One Metropolis-adjusted Langevin move (Roberts & Tweedie 1996, sec. 1.4.2; Besag 1994):
+
+    .. math::
+        y = x + h\\, s(x) + \\sqrt{2h}\\,\\xi, \\qquad
+        \\log a = \\log p(y) - \\log p(x) - \\frac{|x - y - h\\, s(y)|^2}{4h} + \\frac{|\\xi|^2}{2},
+
+    accepted where ``log u < log a`` (``u ~ U(0, 1)``): the Langevin kick of ``langevin_kick`` with the
+    Metropolis–Hastings test that makes ``p`` exactly invariant for any ``h``; the two Gaussian terms are
+    ``log q(x | y) - log q(y | x)`` for ``q(b | a) = N(b; a + h s(a), 2h I)``. ``adjust=False`` accepts
+    every proposal (the unadjusted kick, one evaluation as well). ``score`` and ``log_p`` are ``x``'s;
+    the proposal's come from one call of ``evaluate`` (``density_evaluator``). The test is in float64.
+    """
+    xi = randn_like(x, generator)
+    y = langevin_kick(x, score, h, xi)
+    s_y, lp_y = evaluate(y)
+    if not adjust:
+        return MALAMove(y, s_y, lp_y, torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
+    back = (x - y - h * s_y).to(torch.float64)
+    log_a = (lp_y - log_p).to(torch.float64) - back.square().sum(1) / (4.0 * h) + 0.5 * xi.double().square().sum(1)
+    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64, device=x.device)
+    accepted = torch.log(u) < log_a  # NaN log a (an overflowing proposal) is rejected
+    keep = accepted[:, None]
+    x, score, log_p = torch.where(keep, y, x), torch.where(keep, s_y, score), torch.where(accepted, lp_y, log_p)
+    return MALAMove(x, score, log_p, accepted)
+
+
+DENSITY_BACKENDS = ("auto", "eager", "torch", "compile")
+
+
+def density_evaluator(
+    tracker: Tracker, t: Tensor, backend: str = "auto", *, device: torch.device | None = None, count: bool = True
+) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """``y -> (score, log p_t(y))`` at the one time ``t``, each call one counted evaluation (none with
+    ``count=False``). ``eager`` calls the field's ``score_and_log_prob``; ``torch`` and ``compile`` run the
+    exact mixture's closed form (``kernels.mixture_score_log_prob``: the density from the score's own
+    log-sum-exp) and need a field that is one. ``auto``: ``compile`` on CUDA and ``torch`` elsewhere for an
+    exact mixture (on the particles' ``device``), else ``eager``."""
+    field = tracker.field
+    if backend not in DENSITY_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(DENSITY_BACKENDS)}, got {backend!r}")
+    p_t = field.exact_mixture(t) if backend != "eager" else None
+    if p_t is None:
+        if backend in ("torch", "compile"):
+            raise ValueError(f"backend {backend!r} needs the exact field of a Gaussian mixture; use 'eager' or 'auto'")
+        inner = field if count else field.inner
+        return lambda y: inner.score_and_log_prob(y, t)
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    chosen = backend if backend != "auto" else ("compile" if on_cuda else "torch")
+    terms = tuple(v.to(device) for v in p_t.precision_terms()) if device is not None else p_t.precision_terms()
+    tracker.kernel = chosen
+
+    def evaluate(y: Tensor) -> tuple[Tensor, Tensor]:
+        if count:
+            field.count(1)
+        return mixture_score_log_prob(y, terms, backend=chosen)
+
+    return evaluate
+
+
+def adapt_step_size(h: float, rate: float, target: float = ACCEPT_TARGET) -> float:
+    """The next step size from the population's acceptance rate of the last move: a stochastic-
+    approximation step on ``log h`` (Andrieu & Thoms 2008, sec. 4.2; the population's rate, not one
+    chain's, so no diminishing gain is needed), ``log h <- log h + 2 (rate - target)``: too many
+    rejections shrink ``h``, too few grow it, by at most ``e^2`` a move."""
+    return h * math.exp(2.0 * (rate - target))
 
 
 # --- the multistep solvers' exponential-integrator step in log-SNR -----------------------------------

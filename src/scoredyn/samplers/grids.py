@@ -28,6 +28,7 @@ __all__ = [
     "geometric_sigma_grid",
     "ddpm_grid",
     "constant_grid",
+    "end_points_grid",
     "LADDER_SIGMA_MAX",
     "LADDER_SIGMA_MIN",
 ]
@@ -146,6 +147,13 @@ def ddpm_grid(process: DDPMSchedule, steps: int, spacing: str = "trailing") -> T
     else:
         raise ValueError(f"spacing must be leading, trailing or linspace, got {spacing!r}")
     return torch.cat([k.flip(0), torch.zeros(1, dtype=torch.float64)])
+
+
+def end_points_grid(process: Process, steps: int = 1) -> Tensor:
+    """``[t_max, t_min]``: the two ends, for a sampler that places its own levels between them (adaptive
+    SMC); ``steps`` is accepted for the common grid head and unused."""
+    positive_int(steps, "steps")
+    return torch.tensor([float(process.t_max), float(process.t_min)], dtype=torch.float64)
 
 
 def constant_grid(process: Process, steps: int, sigma_hat: float = LADDER_SIGMA_MIN) -> Tensor:

@@ -60,7 +60,17 @@ def sample(
         fail(f"--guidance must be >= 0, got {guidance}")
     klass = None if label is None else int(label)
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
-    total = levels if resolve_sampler(sampler).per_level else steps
+    recipe = resolve_sampler(sampler)
+    total = 1000 if recipe.adaptive else levels if recipe.per_level else steps
+    times: list[float] = []
+
+    def advance(info) -> None:  # an adaptive ladder's length is unknown: its progress is in time
+        if not recipe.adaptive:
+            return bar.update(task, completed=info.i + 1)
+        times.append(info.t)
+        span = times[0] - min(times) if len(times) > 1 else 0.0
+        bar.update(task, completed=int(1000 * span / max(times[0], 1e-12)))
+
     t0 = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(f"{sampler} on {source_name}", total=total)
@@ -76,7 +86,7 @@ def sample(
             start=start,
             dtype=torch.float32 if float32 else torch.float64,
             device=dev,
-            callback=lambda info: bar.update(task, completed=info.i + 1),
+            callback=advance,
             label=klass,
             guidance=guidance,
         )
@@ -87,6 +97,24 @@ def sample(
     settings.update(wall_s=wall, versions=versions())
     atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
+    for line in diagnostic_lines(result.info):
+        err.print(line)
+
+
+def diagnostic_lines(info: dict | None) -> list[str]:
+    """What a sampler reported beyond its particles, in a line or two (acceptance, ESS, log Z)."""
+    if not info:
+        return []
+    lines = []
+    if "log_z" in info:
+        lines.append(
+            f"log Z = {info['log_z']:.4f} ± {info['log_z_se']:.4f} (1 se; 0 for a normalized density) over "
+            f"{info['levels']} levels, lowest ESS {min(info['ess']):.2f} N, resampled {sum(info['resampled'])} times"
+        )
+    if "acceptance" in info:
+        rates = info["acceptance"]
+        lines.append(f"MALA acceptance per level: {min(rates):.2f}-{max(rates):.2f} (adapted to 0.574)")
+    return lines
 
 
 def _ratio_cell(entry: dict) -> str:
@@ -235,7 +263,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
     large: Annotated[
-        bool, typer.Option("--large", help=f"also run (A) and (B) at N = {LARGE_N:,}, where a small bias shows")
+        bool,
+        typer.Option("--large", help=f"also run (A), (B) and its corrections at N = {LARGE_N:,}: small biases show"),
     ] = False,
     workers: Annotated[
         int, typer.Option(help="worker processes for the study's rows (0: one per core, at most 4; 1: none)")
@@ -255,7 +284,7 @@ def demo(
     sections = [("main", list(MAIN_RUNS))]
     if sweeps:
         sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
-    if large:  # SVGD is O(N^2) per step: (C) stays at its own N
+    if large:  # SVGD is O(N^2) per step: (C) stays at its own N; (B)'s corrections come along
         sections.append((LARGE_SECTION, [run for run in MAIN_RUNS if run.label.startswith(("(A)", "(B)"))]))
     t0 = time.perf_counter()
     workers = workers or default_workers()
