@@ -73,11 +73,13 @@ class SampleResult:
 
 @dataclass
 class StepInfo:
-    """Callback payload after step ``i``: the particles ``x`` now at time ``t``."""
+    """Callback payload after step ``i``: the particles ``x`` now at time ``t``, with their normalized
+    log-weights where the sampler weighs them (SMC; ``None``: equal weights)."""
 
     i: int
     t: float
     x: Tensor
+    log_w: Tensor | None = None
 
 
 class Tracker:
@@ -98,11 +100,11 @@ class Tracker:
         self.kernel: str | None = None
         self._path = [x.clone()] if record else None
 
-    def step(self, i: int, t: float | Tensor, x: Tensor) -> None:
+    def step(self, i: int, t: float | Tensor, x: Tensor, log_w: Tensor | None = None) -> None:
         if self._path is not None:
             self._path.append(x.clone())
         if self.callback is not None:
-            self.callback(StepInfo(i, float(t), x))
+            self.callback(StepInfo(i, float(t), x, log_w))
 
     def result(self, x: Tensor, info: dict | None = None) -> SampleResult:
         path = torch.stack(self._path) if self._path is not None else None

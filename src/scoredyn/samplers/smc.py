@@ -265,7 +265,11 @@ def smc(
             if adjust and adapt:
                 h = adapt_step_size(h, rate, target_rate)
         acceptance.append(rate_sum / T)
-        tracker.step(level, t, x)
+        if tracker.callback is not None:  # the weights of the whole population: Z_g W_i, normalized
+            pooled = log_z[:, None] + log_w.view(G, -1) - torch.logsumexp(log_w.view(G, -1), 1, keepdim=True)
+            tracker.step(level, t, x, (pooled - torch.logsumexp(pooled.reshape(-1), 0)).reshape(-1))
+        else:
+            tracker.step(level, t, x)
         level += 1
         if not anchors:
             break

@@ -28,6 +28,7 @@ class Part:
 
 PARTS: tuple[Part, ...] = (  # fmt: skip
     Part("langevin", f"{__package__}.langevin", "langevin_throughput.json", "fused annealed Langevin, exact mixture"),
+    Part("corrected", f"{__package__}.corrected", "corrected_throughput.json", "annealed MALA and SMC, exact mixture"),
     Part("svgd", f"{__package__}.svgd", "svgd_step.json", "SVGD pairwise sums against the dense formulation"),
     Part("samplers", f"{__package__}.samplers", "sampler_overhead.json", "network samplers: time outside the network"),
     Part("training", f"{__package__}.training", "train_throughput.json", "training samples/s, compiled against eager"),

@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_SAMPLERS", "SAMPLER_LABELS", "ExplorerData", "Run", "compute
 # sampler name -> the step counts precomputed by default (per noise level for the annealed samplers)
 DEFAULT_SAMPLERS: dict[str, tuple[int, ...]] = {
     "annealed-langevin": (1, 4),
+    "annealed-mala": (4,),
+    "smc": (4,),
     "svgd": (1,),
     "sde": (10, 100),
     "ode-heun": (10, 50),
@@ -45,6 +47,8 @@ DEFAULT_SAMPLERS: dict[str, tuple[int, ...]] = {
 
 SAMPLER_LABELS: dict[str, str] = {
     "annealed-langevin": "annealed Langevin",
+    "annealed-mala": "annealed MALA (Metropolis-corrected)",
+    "smc": "SMC (reweighted, adaptive levels)",
     "svgd": "SVGD (annealed)",
     "score-drift": "score drift (no noise)",
     "langevin": "Langevin",
