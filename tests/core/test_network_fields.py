@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from scoredyn.core.fields import PARAMETERIZATIONS, AnalyticField, NetworkField, OnProcess
+from scoredyn.core.fields import AnalyticField, NetworkField, OnProcess
 from scoredyn.core.processes import EDM, VE, VP, DDPMSchedule, Linear
 from scoredyn.core.targets import mog6, random_mixture
 
@@ -53,7 +53,7 @@ def _points(target, process, t, n=64, seed=0):
     return target.noised(process, t).sample(n, g)
 
 
-@pytest.mark.parametrize("param", PARAMETERIZATIONS)
+@pytest.mark.parametrize("param", NetworkField.accepts)  # energy: tests/core/test_energy_field.py
 @pytest.mark.parametrize("process", [VP(), EDM(), Linear()], ids=["vp", "edm", "linear"])
 def test_every_parameterization_reproduces_the_exact_field(param, process):
     target = mog6()

@@ -27,6 +27,7 @@ from typing import Any
 import tomli_w
 
 from .losses import TIME_SAMPLERS
+from .nets import ENERGY_NETS
 
 __all__ = [
     "DataConfig",
@@ -54,7 +55,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     net: str = "mlp"
-    parameterization: str = ""  # "" = the objective's default
+    parameterization: str = ""  # "" = the objective's default; "energy" trains the net's scalar-energy version
     hidden: int = 256
     depth: int = 4
     emb_dim: int = 128
@@ -222,6 +223,18 @@ def validate(cfg: TrainConfig) -> None:
         ("model.sigma_data", m.sigma_data, m.sigma_data >= 0, ">= 0 (0 = estimate from the data)"),
         ("model.label_dropout", m.label_dropout, 0 <= m.label_dropout < 1, "in [0, 1)"),
         ("model.particles", m.particles, m.particles >= 2 * (m.net == "egnn"), ">= 2 for net = egnn, else >= 0"),
+        (
+            "model.net",
+            m.net,
+            m.parameterization != "energy" or m.net in ENERGY_NETS,
+            f"one of {', '.join(ENERGY_NETS)} with model.parameterization = 'energy' (a scalar-energy net)",
+        ),
+        (
+            "run.compile",
+            r.compile,
+            not (r.compile and m.parameterization == "energy"),
+            "false with model.parameterization = 'energy' (its loss needs a double backward)",
+        ),
         ("objective.time", o.time, o.time in TIME_SAMPLERS, f"one of {', '.join(TIME_SAMPLERS)}"),
         ("objective.t_min", o.t_min, o.t_min >= 0, ">= 0"),
         ("objective.p_std", o.p_std, o.p_std > 0, "> 0"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.fields import NetworkField
+from ..core.fields import NetworkField, network_field
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..util.files import atomic_path, atomic_write_json
@@ -92,7 +92,8 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
     ``model.safetensors`` with the weights alone, as shipped models have); see ``read_run``."""
     directory, info, config = read_run(directory)
-    net = build_net(config.model.net, info["dim"], info["num_classes"], **net_kwargs(config))
+    energy = info["parameterization"] == "energy"
+    net = build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
     sidecar = latest_checkpoint(directory / "checkpoints")
     if sidecar is not None:
         tensors, meta = load_checkpoint(sidecar)
@@ -111,7 +112,7 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     net.load_state_dict(state)
     net.eval().requires_grad_(False).to(device)
     process = resolve_process(config.objective.process)
-    field_ = NetworkField(net, process, info["parameterization"], sigma_data=info["sigma_data"])
+    field_ = network_field(net, process, info["parameterization"], sigma_data=info["sigma_data"])
     return TrainedModel(field_, config, info, step, str(directory))
 
 

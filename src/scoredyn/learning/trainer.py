@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..core.fields import NetworkField
+from ..core.fields import NetworkField, network_field
 from ..core.processes import Process
 from ..core.registry import resolve_process
 from ..util.files import atomic_write_json, atomic_write_text
@@ -116,7 +116,9 @@ class Trainer:
         self.num_classes = self.data.num_classes if mc.conditional else 0
 
         torch.manual_seed(config.run.seed)  # network initialisation
-        self.model = build_net(mc.net, self.data.x.shape[1], self.num_classes, **net_kwargs(config)).to(self.device)
+        energy = self.parameterization == "energy"  # a scalar net, differentiated by EnergyField
+        self.model = build_net(mc.net, self.data.x.shape[1], self.num_classes, energy=energy, **net_kwargs(config))
+        self.model = self.model.to(self.device)
         ema_fn = get_ema_multi_avg_fn(config.optim.ema_decay)
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_fn, use_buffers=True)
         oc = config.optim
@@ -135,7 +137,7 @@ class Trainer:
     def field(self, ema: bool = True) -> NetworkField:
         """The trained field (EMA weights by default) under the training process."""
         net = self.ema.module if ema else self.model
-        return NetworkField(net, self.process, self.parameterization, sigma_data=self.sigma_data)
+        return network_field(net, self.process, self.parameterization, sigma_data=self.sigma_data)
 
     def trained_model(self, ema: bool = True) -> TrainedModel:
         """The run as a ``TrainedModel`` (what ``load_trained`` returns), without a round trip
@@ -152,7 +154,7 @@ class Trainer:
         if batch % world:
             raise ValueError(f"optim.batch_size ({batch}) must be divisible by the number of processes ({world})")
         train_net = self._wrapped()
-        train_field = NetworkField(train_net, self.process, self.parameterization, sigma_data=self.sigma_data)
+        train_field = network_field(train_net, self.process, self.parameterization, sigma_data=self.sigma_data)
         shard = slice(self.ranks.rank * batch // world, (self.ranks.rank + 1) * batch // world)
         if self.ranks.main:
             self._write_run_files()

@@ -20,7 +20,7 @@ def train(
     config: Annotated[Path | None, typer.Option(help="a TOML config; flags and --set override it")] = None,
     steps: Annotated[int | None, typer.Option(help="total optimizer steps")] = None,
     net: Annotated[str | None, typer.Option(help="mlp or unet")] = None,
-    parameterization: Annotated[str | None, typer.Option(help="eps, x0, v, score, edm or flow")] = None,
+    parameterization: Annotated[str | None, typer.Option(help="eps, x0, v, score, edm, flow or energy")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the run")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
     overrides: Annotated[

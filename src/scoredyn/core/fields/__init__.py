@@ -1,10 +1,12 @@
-"""Score fields: the exact field of a mixture, a network's field in any parameterization, a field read
-on another process, guided fields and an evaluation counter; every conversion written once."""
+"""Score fields: the exact field of a mixture, a network's field in any parameterization (an energy
+network's with its log-density), a field read on another process, guided fields and an evaluation
+counter; every conversion written once."""
 
 from .analytic import AnalyticField
 from .base import Field, NoDensityError, Prediction, denoise_from_score, score_from_denoise, score_from_eps
 from .coefficients import Coefficients, CoefficientTable, broadcast_coefficient, coefficients, per_sample_time
 from .counting import CountingField
+from .energy import EnergyField, network_field
 from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
 from .network import PARAMETERIZATIONS, NetworkField
 from .on_process import OnProcess, on_process
@@ -16,6 +18,8 @@ __all__ = [
     "AnalyticField",
     "CountingField",
     "NetworkField",
+    "EnergyField",
+    "network_field",
     "PARAMETERIZATIONS",
     "OnProcess",
     "on_process",

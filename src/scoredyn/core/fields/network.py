@@ -2,16 +2,17 @@
 
 A network ``F(c_in x, c_noise, y)`` may predict one of (with ``x = alpha x0 + sigma eps``):
 
-=========  ==========================================================  =====================================
-name       the network's output                                        paper
-=========  ==========================================================  =====================================
-``eps``    ``eps``                                                     Ho et al. 2020 (DDPM)
-``x0``     ``x0``                                                      Ramesh et al. 2022; Karras et al. 2022
-``v``      ``v = alpha eps - sigma x0``                                Salimans & Ho 2022, sec. 4
-``score``  ``sigma s`` (so ``s = F / sigma``; ``eps = -F``)            Song & Ermon 2020, technique 3
-``edm``    ``F`` in ``D = c_skip xhat + c_out F(c_in xhat, c_noise)``  Karras et al. 2022, eq. 7, Table 1
-``flow``   ``u = alpha' x0 + sigma' eps`` (conditional velocity)       Lipman et al. 2023; Liu et al. 2023
-=========  ==========================================================  =====================================
+==========  ==========================================================  =====================================
+name        the network's output                                        paper
+==========  ==========================================================  =====================================
+``eps``     ``eps``                                                     Ho et al. 2020 (DDPM)
+``x0``      ``x0``                                                      Ramesh et al. 2022; Karras et al. 2022
+``v``       ``v = alpha eps - sigma x0``                                Salimans & Ho 2022, sec. 4
+``score``   ``sigma s`` (so ``s = F / sigma``; ``eps = -F``)            Song & Ermon 2020, technique 3
+``edm``     ``F`` in ``D = c_skip xhat + c_out F(c_in xhat, c_noise)``  Karras et al. 2022, eq. 7, Table 1
+``flow``    ``u = alpha' x0 + sigma' eps`` (conditional velocity)       Lipman et al. 2023; Liu et al. 2023
+``energy``  scalar ``E~``; ``E = |u|^2 / 2 + E~``, ``s = -grad_x E``    Salimans & Ho 2021; Du et al. 2023
+==========  ==========================================================  =====================================
 
 Every parameterization sees the same inputs: ``x`` scaled to unit variance,
 ``c_in = 1 / sqrt(alpha^2 sigma_data^2 + sigma^2)``, and the noise level ``c_noise = log(sigma / alpha) / 4``
@@ -32,7 +33,7 @@ from .coefficients import Coefficients, coefficients, per_sample_time
 
 __all__ = ["PARAMETERIZATIONS", "NetworkField"]
 
-PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow")
+PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow", "energy")
 
 _SIGMA_HAT_FLOOR = 1e-6  # c_noise at sigma = 0 (t_min of VP/EDM) would be -inf
 
@@ -52,6 +53,9 @@ class NetworkField(Field):
             CUDA, and the output is then copied out of the graph's memory). Compiled on first call.
     """
 
+    #: The parameterizations this class converts; ``"energy"`` (a scalar network) is ``EnergyField``'s.
+    accepts: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow")
+
     def __init__(
         self,
         net: nn.Module,
@@ -62,7 +66,12 @@ class NetworkField(Field):
         labels: Tensor | None = None,
         compile: bool | str = False,
     ) -> None:
-        if parameterization not in PARAMETERIZATIONS:
+        if parameterization not in self.accepts:
+            if parameterization in PARAMETERIZATIONS:
+                raise ValueError(
+                    f"parameterization {parameterization!r} is not a {type(self).__name__}'s: "
+                    "use network_field(), which picks the field class of a parameterization"
+                )
             choices = ", ".join(PARAMETERIZATIONS)
             raise ValueError(f"parameterization must be one of {choices}, got {parameterization!r}")
         if not sigma_data > 0:
@@ -81,10 +90,20 @@ class NetworkField(Field):
         options = {"parameterization": self.parameterization, "sigma_data": self.sigma_data,
                    "labels": self.labels, "compile": self.compile} | changes  # fmt: skip
         parameterization = options.pop("parameterization")
-        return NetworkField(self.net, self.process, parameterization, **options)
+        return type(self)(self.net, self.process, parameterization, **options)
 
     def predict(self, x: Tensor, t: float | Tensor, y: Tensor | None = None) -> Prediction:
         """The network's prediction at ``x`` (N, D) and times ``t`` (scalar or (N,)), as ``x0hat`` and ``eps``."""
+        a, s, da, ds, c_in, sigma_hat, c_noise, y = self.network_inputs(x, t, y)
+        param = next(self.net.parameters(), None)
+        net_dtype = param.dtype if param is not None else x.dtype
+        out = self.call_network((c_in * x).to(net_dtype), c_noise.to(net_dtype), y)
+        x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
+        return self.prediction(x, a, s, da, ds, x0, eps)
+
+    def network_inputs(self, x: Tensor, t: float | Tensor, y: Tensor | None) -> tuple:
+        """At ``x`` (N, D) and ``t`` (scalar or (N,)): ``alpha, sigma, alpha', sigma', c_in, sigma_hat``
+        ((1, 1) for one time, else (N, 1), in ``x``'s dtype), ``c_noise`` (N,), and the labels ``y``."""
         n = x.shape[0]
         t = as_time(t)
         if t.ndim == 0:  # one time for the batch: its terms once, as (1, 1), broadcast below
@@ -94,10 +113,12 @@ class NetworkField(Field):
             c_in, sigma_hat, c_noise = self._input_terms(a, s)
         if y is None and self.labels is not None:
             y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
-        param = next(self.net.parameters(), None)
-        net_dtype = param.dtype if param is not None else x.dtype
-        out = self.call_network((c_in * x).to(net_dtype), c_noise.to(net_dtype).expand(n).contiguous(), y)
-        x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
+        return a, s, da, ds, c_in, sigma_hat, c_noise.expand(n).contiguous(), y
+
+    @staticmethod
+    def prediction(x: Tensor, a: Tensor, s: Tensor, da: Tensor, ds: Tensor, x0: Tensor, eps: Tensor) -> Prediction:
+        """A ``Prediction`` with the coefficients broadcast to (N, 1)."""
+        n = x.shape[0]
         a, s, da, ds = (c.expand(n, 1) for c in (a, s, da, ds))
         return Prediction(x, a, s, da, ds, x0, eps)
 

@@ -12,6 +12,9 @@ Every net has one calling convention, ``net(x, c_noise, y=None) -> F``:
 - output: ``(N, D)``, what the parameterization asks the net to predict (eps, x0, v, score, or
   EDM's ``F``). The last layer is zero-initialised, so an untrained net predicts 0.
 
+An energy net (``ENERGY_NETS``, for the ``energy`` parameterization) has the same inputs and returns
+one number per point, ``(N,)``, that ``core.fields.EnergyField`` differentiates in ``x``.
+
 The noise level enters through a fixed embedding of ``c_noise`` (random Fourier features or
 sinusoids), a small mapping MLP, and a per-block projection (Ho et al. 2020; Karras et al. 2022):
 ``embeddings``. Each net is one module with its builder (``dim`` and the table's options -> the net);
@@ -26,6 +29,7 @@ from torch import nn
 
 from .egnn import EGNN, build_egnn
 from .embeddings import EMBEDDINGS, Conditioning, FourierEmbedding, SinusoidalEmbedding, check_inputs, noise_embedding
+from .energy import EnergyMLP, build_energy_mlp
 from .mlp import MLP, build_mlp
 from .unet import UNet, build_unet
 
@@ -44,12 +48,18 @@ __all__ = [
     "build_unet",
     "build_egnn",
     "build_net",
+    "ENERGY_NETS",
+    "EnergyMLP",
+    "build_energy_mlp",
 ]
 
 NETS: dict[str, Callable[..., nn.Module]] = {"mlp": build_mlp, "unet": build_unet, "egnn": build_egnn}
 
+#: The scalar-energy version of a net of ``NETS``, by the same name (what ``energy`` models train).
+ENERGY_NETS: dict[str, Callable[..., nn.Module]] = {"mlp": build_energy_mlp}
 
-def build_net(kind: str, dim: int, num_classes: int = 0, **kwargs) -> nn.Module:
+
+def build_net(kind: str, dim: int, num_classes: int = 0, *, energy: bool = False, **kwargs) -> nn.Module:
     """The network ``kind`` (one of ``NETS``) for data of dimension ``dim``.
 
     ``kwargs`` go to the constructor. A ``unet`` needs ``dim = side^2 * in_channels``; ``side`` is
@@ -60,7 +70,10 @@ def build_net(kind: str, dim: int, num_classes: int = 0, **kwargs) -> nn.Module:
         kind: the net's name.
         dim: ``D``, the data's dimension.
         num_classes: ``C``; ``0`` for an unconditional net.
+        energy: the scalar-energy version of the net (``ENERGY_NETS``), for the ``energy`` parameterization.
     """
     if kind not in NETS:
         raise ValueError(f"unknown net {kind!r}: use one of {', '.join(NETS)}")
-    return NETS[kind](dim, num_classes, **kwargs)
+    if energy and kind not in ENERGY_NETS:
+        raise ValueError(f"net {kind!r} has no energy version: use one of {', '.join(ENERGY_NETS)}")
+    return (ENERGY_NETS if energy else NETS)[kind](dim, num_classes, **kwargs)
