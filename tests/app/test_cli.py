@@ -157,3 +157,23 @@ def test_demo_writes_tables(tmp_path):
 def test_bare_command_prints_help_without_an_empty_error():
     proc = run_cli(check=False)
     assert "Commands" in proc.stdout + proc.stderr and "error:" not in proc.stderr
+
+
+@pytest.mark.parametrize("sampler", ["smc", "annealed-mala"])
+def test_samplers_that_need_a_density_refuse_a_score_network(tmp_path, sampler):
+    """A score network has no density to accept or reweight with: one line, exit 2, nothing written."""
+    out = tmp_path / "s.npz"
+    proc = run_cli("sample", "--checkpoint", "digits", "--sampler", sampler, "--steps", 2, "--n", 10, "--out", out,
+                   check=False)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "needs a log-density" in lines[0], proc.stderr
+    assert "NetworkField" in lines[0] and not out.exists()
+
+
+def test_smc_from_the_cli_reports_log_z(tmp_path):
+    out = tmp_path / "s.npz"
+    proc = run_cli("sample", "--target", "mog6", "--sampler", "smc", "--steps", 2, "--n", 400, "--out", out)
+    assert "log Z = " in proc.stderr and "MALA acceptance" in proc.stderr
+    with np.load(out) as z:
+        diagnostics = json.loads(str(z["settings"]))["diagnostics"]
+    assert abs(diagnostics["log_z"]) <= 5 * diagnostics["log_z_se"] and diagnostics["levels"] == len(diagnostics["ess"])

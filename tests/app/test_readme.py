@@ -30,3 +30,14 @@ def test_readme_training_example_runs(tmp_path, monkeypatch):
     assert scope["result"].step == 300 and (tmp_path / "runs" / "readme" / "run.json").exists()
     x = scope["samples"].x
     assert x.shape == (1000, 2) and torch.isfinite(x).all()
+
+
+def test_readme_smc_example_runs():
+    """The SMC example samples mog6 and reports a log Z consistent with 0 (the mixture is normalized):
+    within 5 standard errors, a false failure below 1e-6 for a normal estimate."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = next(c for c in re.findall(r"```python\n(.*?)```", text, re.S) if "smc(" in c)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    info = scope["result"].info
+    assert scope["result"].x.shape == (20_000, 2) and abs(info["log_z"]) <= 5 * info["log_z_se"]

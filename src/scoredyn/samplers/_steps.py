@@ -272,9 +272,12 @@ def require_density(field: Field, sampler: str) -> None:
     """Stop, before any work, when ``field`` has no log-density: a Metropolis test and an importance
     weight are ratios of densities, which a score alone does not give."""
     if not field.has_density:
+        inner = field
+        while hasattr(inner, "inner"):  # wrappers (counting, another process) name the field they wrap
+            inner = inner.inner
         raise NoDensityError(
-            f"{sampler} needs a log-density, and {type(field).__name__} has only a score; "
-            "use an exact target or an energy model"
+            f"{sampler} needs a log-density, and this field ({type(inner).__name__}) has only a score; "
+            "use an exact target or an energy model (--parameterization energy)"
         )
 
 
