@@ -336,19 +336,22 @@ def density_evaluator(
     """``y -> (score, log p_t(y))`` at the one time ``t``, each call one counted evaluation (none with
     ``count=False``). ``eager`` calls the field's ``score_and_log_prob``; ``torch`` and ``compile`` run the
     exact mixture's closed form (``kernels.mixture_score_log_prob``: the density from the score's own
-    log-sum-exp) and need a field that is one. ``auto``: ``compile`` on CUDA and ``torch`` elsewhere for an
-    exact mixture (on the particles' ``device``), else ``eager``."""
+    log-sum-exp) and need a field that is one. ``auto``: ``compile`` on CUDA for an exact mixture (on the
+    particles' ``device``), else ``eager``: on the CPU the exact field's own pass (one triangular solve
+    per component, the density from the same log-sum-exp) was 1.5-2x faster than the batched products
+    of ``torch`` (20,000 particles, 2-D and 10-D)."""
     field = tracker.field
     if backend not in DENSITY_BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(DENSITY_BACKENDS)}, got {backend!r}")
-    p_t = field.exact_mixture(t) if backend != "eager" else None
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    fuse = backend in ("torch", "compile") or (backend == "auto" and on_cuda)
+    p_t = field.exact_mixture(t) if fuse else None
     if p_t is None:
         if backend in ("torch", "compile"):
             raise ValueError(f"backend {backend!r} needs the exact field of a Gaussian mixture; use 'eager' or 'auto'")
         inner = field if count else field.inner
         return lambda y: inner.score_and_log_prob(y, t)
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    chosen = backend if backend != "auto" else ("compile" if on_cuda else "torch")
+    chosen = backend if backend != "auto" else "compile"
     terms = tuple(v.to(device) for v in p_t.precision_terms()) if device is not None else p_t.precision_terms()
     tracker.kernel = chosen
 

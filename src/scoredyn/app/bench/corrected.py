@@ -1,12 +1,13 @@
 """The corrected particle samplers' throughput beside annealed Langevin's, in the exact mixture field:
-annealed MALA and SMC evaluate the score and the density together (``kernels.mixture_score_log_prob``:
-the density is the log-sum-exp the score's softmax needs anyway), annealed Langevin kicks with its fused
-kernel. One run, the same particles, mixtures and devices.
+annealed MALA and SMC evaluate the score and the density together (one pass: the density is the
+log-sum-exp the score's softmax needs anyway; ``kernels.mixture_score_log_prob`` compiled on CUDA, the
+exact field's own pass on the CPU), annealed Langevin kicks with its default path (the fused Triton
+kernel on CUDA, the field's loop on the CPU). One run, the same particles, mixtures and devices.
 
 Throughput is ``particle-steps/s``: particles x evaluations per particle (the samplers' ``nfe``) /
-second; the ratio is against annealed Langevin's fused path (``torch`` on the CPU, ``triton`` or
-``compile`` on CUDA) at the same N, D and K. A MALA step is a kick, a density evaluation and a test;
-an SMC level adds the weights, the resampling (a Hilbert sort) and the adaptive search.
+second; the ratio is against annealed Langevin's default path at the same N, D and K. A MALA step is a
+kick, a density evaluation and a test; an SMC level adds the weights, the resampling (a Hilbert sort)
+and the adaptive search.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def run(*, quick: bool, device: str, results=None) -> list[dict]:
     """Time annealed Langevin, annealed MALA and SMC; return records (``results`` unused)."""
     device = str(device)
     cuda = torch.device(device).type == "cuda"
-    langevin_backend = ("triton" if triton_runs_on(device) else "compile") if cuda else "torch"
+    langevin_backend = ("triton" if triton_runs_on(device) else "compile") if cuda else "eager"
     repeats = 2 if quick else 3
     records = []
     for n, dim, k in _cases(quick, cuda):
