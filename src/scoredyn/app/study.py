@@ -71,6 +71,7 @@ MAIN_RUNS: tuple[StudyRun, ...] = (
     StudyRun("(B) + weights: SMC over noise levels", "smc", 4),
     StudyRun("(C) SVGD, broad kernel h = 2 sigma, repulsion 1", "svgd", 100, SVGD_BROAD, SVGD_N),
     StudyRun("(C) SVGD, h = sigma, weak repulsion 0.1", "svgd", 100, SVGD_WEAK, SVGD_N),
+    StudyRun("(C) + median bandwidth, step over the kernel mass", "svgd-median", 100, {}, SVGD_N),
     StudyRun("Langevin, no annealing", "langevin", 1000),
     StudyRun("DDPM ancestral", "ddpm", 1000),
     StudyRun("DDIM", "ddim", 50),
