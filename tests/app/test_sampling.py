@@ -74,4 +74,4 @@ def test_sources_are_resolved_once_at_the_boundary():
         as_source("mog6")
     with pytest.raises(ValueError, match="unknown grid"):
         make_grid("nope", EDM(), 3)
-    assert set(GRIDS) == {"karras", "logsnr", "uniform", "ddpm", "geometric", "constant"}
+    assert set(GRIDS) == {"karras", "logsnr", "uniform", "ddpm", "geometric", "constant", "ends"}

@@ -109,8 +109,9 @@ def test_evaluate_cli_interval_metrics_and_bad_options(tmp_path):
 
 
 def test_demo_large_adds_a_and_b_at_large_n(tmp_path, monkeypatch):
-    # in process, with the large N lowered so the test is quick: the section holds (A) and (B) only
-    # (SVGD is O(N^2) per step), at that N, scored with the mode TV to the law; its samples are not kept
+    # in process, with the large N lowered so the test is quick: the section holds (A), (B) and (B)'s two
+    # corrections only (SVGD is O(N^2) per step), at that N, scored with the mode TV to the law; its samples
+    # are not kept
     from typer.testing import CliRunner
 
     from scoredyn.app.cli import _common, core
@@ -122,7 +123,7 @@ def test_demo_large_adds_a_and_b_at_large_n(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "table.json").read_text())
     large = doc["tables"]["large N = 500"]
-    assert [r["label"][:3] for r in large] == ["(A)", "(B)"] and all(r["n"] == 500 for r in large)
+    assert [r["label"][:3] for r in large] == ["(A)", "(B)", "(B)", "(B)"] and all(r["n"] == 500 for r in large)
     assert all(r["mode_tv_exact"]["floor"] > 0 for r in large)
     with np.load(out / "samples.npz") as z:
         assert not any(name.startswith("large") for name in z.files)

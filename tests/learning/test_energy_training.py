@@ -119,7 +119,7 @@ def test_a_checkpoint_rebuilds_the_same_energy_field(cli_run):
         assert not torch.equal(log_p, torch.zeros_like(log_p))
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "annealed-langevin"])
+@pytest.mark.parametrize("sampler", ["ddim", "annealed-langevin", "smc", "annealed-mala"])
 def test_sample_checkpoint_runs_any_sampler_on_the_energy_model(cli_run, tmp_path, monkeypatch, capsys, sampler):
     out = tmp_path / "s.npz"
     monkeypatch.setattr(sys, "argv", ["scoredyn", "sample", "--checkpoint", str(cli_run), "--sampler", sampler,
