@@ -37,6 +37,9 @@ __all__ = [
     "ACCEPT_TARGET",
     "MALAMove",
     "mala_move",
+    "MALARun",
+    "mala_moves",
+    "generator_device",
     "DENSITY_BACKENDS",
     "density_evaluator",
     "adapt_step_size",
@@ -130,6 +133,11 @@ def check_grid(grid: Tensor, name: str = "grid", *, levels: bool = False) -> Ten
 def check_level_grid(grid: Tensor, name: str = "grid") -> Tensor:
     """``check_grid`` for a grid of levels (non-increasing)."""
     return check_grid(grid, name, levels=True)
+
+
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """The device a generator draws on (the CPU without one): draws are made there, then moved."""
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -325,6 +333,43 @@ def mala_move(
     keep = accepted[:, None]
     x, score, log_p = torch.where(keep, y, x), torch.where(keep, s_y, score), torch.where(accepted, lp_y, log_p)
     return MALAMove(x, score, log_p, accepted)
+
+
+class MALARun(NamedTuple):
+    """The particles after a run of MALA moves at one level, their score and log-density, the step size
+    the adaptation ended with, and the mean acceptance rate of the moves (NaN for no move)."""
+
+    x: Tensor
+    score: Tensor
+    log_p: Tensor
+    h: float
+    acceptance: float
+
+
+def mala_moves(
+    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
+    x: Tensor,
+    score: Tensor,
+    log_p: Tensor,
+    h: float,
+    steps: int,
+    generator: torch.Generator | None,
+    *,
+    adjust: bool = True,
+    adapt: bool = True,
+    target: float = ACCEPT_TARGET,
+) -> MALARun:
+    """``steps`` moves of ``mala_move`` at one level, the step size adapted after each to the population's
+    acceptance rate (``adapt_step_size``; only for adjusted moves, which have one)."""
+    total = 0.0
+    for _ in range(steps):
+        move = mala_move(evaluate, x, score, log_p, h, generator, adjust=adjust)
+        x, score, log_p = move.x, move.score, move.log_p
+        rate = float(move.accepted.double().mean())
+        total += rate
+        if adjust and adapt:
+            h = adapt_step_size(h, rate, target)
+    return MALARun(x, score, log_p, h, total / steps if steps else float("nan"))
 
 
 DENSITY_BACKENDS = ("auto", "eager", "torch", "compile")

@@ -23,11 +23,10 @@ from ._steps import (
     SampleResult,
     StepInfo,
     Tracker,
-    adapt_step_size,
     check_level_grid,
     density_evaluator,
     langevin_step_sizes,
-    mala_move,
+    mala_moves,
     require_density,
 )
 
@@ -95,15 +94,8 @@ def annealed_mala(
             raise ValueError("annealed-mala needs sigma > 0 at the first level")
         evaluate = density_evaluator(tracker, t, backend, device=x.device)
         s, log_p = evaluate(x)
-        accepted = 0.0
-        for _ in range(T):
-            move = mala_move(evaluate, x, s, log_p, h, generator)
-            x, s, log_p = move.x, move.score, move.log_p
-            rate = float(move.accepted.double().mean())
-            accepted += rate
-            if adapt:
-                h = adapt_step_size(h, rate, target)
-        acceptance.append(accepted / T)
+        x, s, log_p, h, rate = mala_moves(evaluate, x, s, log_p, h, T, generator, adapt=adapt, target=target)
+        acceptance.append(rate)
         steps.append(h)
         tracker.step(i, t, x)
     return tracker.result(x, {"acceptance": acceptance, "step_size": steps})

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._steps import generator_device
+
 __all__ = [
     "RESAMPLING",
     "ORDERS",
@@ -50,10 +52,6 @@ def conditional_ess(log_w: Tensor, increment: Tensor) -> float:
     return float(torch.exp(2 * torch.logsumexp(log_W + increment, 0) - torch.logsumexp(log_W + 2 * increment, 0)))
 
 
-def _device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
-
-
 def systematic_resample(log_w: Tensor, generator: torch.Generator | None) -> Tensor:
     """Indices of systematic resampling (Carpenter, Clifford & Fearnhead 1999) within each row of
     ``log_w`` (G, n): one uniform ``U`` per row and the points ``(U + j) / n``, ``j < n``, located in the
@@ -61,7 +59,7 @@ def systematic_resample(log_w: Tensor, generator: torch.Generator | None) -> Ten
     ``n W_i`` on average."""
     g, n = log_w.shape
     cum = torch.cumsum(torch.softmax(log_w.double(), -1), -1)
-    u = torch.rand(g, 1, generator=generator, dtype=torch.float64, device=_device(generator)).to(log_w.device)
+    u = torch.rand(g, 1, generator=generator, dtype=torch.float64, device=generator_device(generator)).to(log_w.device)
     points = (u + torch.arange(n, dtype=torch.float64, device=log_w.device)) / n
     return torch.searchsorted(cum, points).clamp_(max=n - 1)
 
@@ -69,7 +67,7 @@ def systematic_resample(log_w: Tensor, generator: torch.Generator | None) -> Ten
 def multinomial_resample(log_w: Tensor, generator: torch.Generator | None) -> Tensor:
     """Indices of multinomial resampling within each row of ``log_w`` (G, n): ``n`` independent draws
     from the row's normalized weights (Gordon, Salmond & Smith 1993)."""
-    probs = torch.softmax(log_w.double(), -1).to(_device(generator))
+    probs = torch.softmax(log_w.double(), -1).to(generator_device(generator))
     return torch.multinomial(probs, log_w.shape[1], replacement=True, generator=generator).to(log_w.device)
 
 

@@ -32,10 +32,10 @@ from ._steps import (
     SampleResult,
     StepInfo,
     Tracker,
-    adapt_step_size,
     check_grid,
     density_evaluator,
-    mala_move,
+    generator_device,
+    mala_moves,
     require_density,
 )
 from .mala import check_accept_target
@@ -78,10 +78,6 @@ def group_count(n: int, groups: int) -> int:
             f"standard error): {n} particles cannot be; use a number with a divisor, e.g. {n + 1 if n > 3 else 4}"
         )
     return min(divisors, key=lambda d: (abs(d - groups), -d))
-
-
-def _device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
 
 
 def next_time(
@@ -256,15 +252,9 @@ def smc(
             x, s, log_p = x[rows], s[rows], log_p[rows]
             log_w = torch.where(low[:, None], torch.zeros_like(lw), lw).reshape(-1)
         # moves that leave p_t invariant spread the copies
-        rate_sum = 0.0
-        for _ in range(T):
-            step = mala_move(evaluate, x, s, log_p, h, generator, adjust=adjust)
-            x, s, log_p = step.x, step.score, step.log_p
-            rate = float(step.accepted.double().mean())
-            rate_sum += rate
-            if adjust and adapt:
-                h = adapt_step_size(h, rate, target_rate)
-        acceptance.append(rate_sum / T)
+        x, s, log_p, h, rate = mala_moves(evaluate, x, s, log_p, h, T, generator, adjust=adjust, adapt=adapt,
+                                          target=target_rate)  # fmt: skip
+        acceptance.append(rate)
         if tracker.callback is not None:  # the weights of the whole population: Z_g W_i, normalized
             pooled = log_z[:, None] + log_w.view(G, -1) - torch.logsumexp(log_w.view(G, -1), 1, keepdim=True)
             tracker.step(level, t, x, (pooled - torch.logsumexp(pooled.reshape(-1), 0)).reshape(-1))
@@ -297,13 +287,10 @@ def smc(
     key = hilbert_index(x)[None] if order == "hilbert" else None
     rows = resample_groups(pooled, generator, scheme="systematic", key=key)[0]
     # systematic resampling lists the copies in the order it read them: shuffled, the rows are exchangeable
-    rows = rows[torch.randperm(n, generator=generator, device=_device(generator)).to(rows.device)]
+    rows = rows[torch.randperm(n, generator=generator, device=generator_device(generator)).to(rows.device)]
     x, s, log_p = x[rows], s[rows], log_p[rows]
-    for _ in range(final):
-        step = mala_move(evaluate, x, s, log_p, h, generator, adjust=adjust)
-        x, s, log_p = step.x, step.score, step.log_p
-        if adjust and adapt:
-            h = adapt_step_size(h, float(step.accepted.double().mean()), target_rate)
+    x, s, log_p, h, _ = mala_moves(evaluate, x, s, log_p, h, final, generator, adjust=adjust, adapt=adapt,
+                                   target=target_rate)  # fmt: skip
     if final:
         tracker.step(level, t, x)
     search_nfe = search_evaluations * len(search_rows) / n
