@@ -7,6 +7,7 @@ each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler b
 
 from .app.estimate import estimate_likelihood
 from .app.sampling import sample
+from .app.tuning import GridFile, load_grid_file, optimize_grid
 from .core.fields import (
     PARAMETERIZATIONS,
     AnalyticField,
@@ -93,7 +94,7 @@ __all__ = [
     "ddpm", "ddim",
     "reverse_sde", "ode", "edm_heun", "predictor_corrector", "dpm_solver_2m", "unipc",
     "karras_grid", "log_snr_grid", "uniform_grid", "geometric_sigma_grid", "ddpm_grid",
-    "start_distribution", "sample",
+    "start_distribution", "sample", "optimize_grid", "GridFile", "load_grid_file",
     # metrics
     "evaluate", "energy_distance", "mode_tv",
 ]

@@ -20,6 +20,7 @@ from ..learning import TrainedModel
 from ..samplers import SampleResult, StepInfo
 from .registry import make_grid, resolve_sampler
 from .sources import as_source
+from .tuning import GridFile
 
 __all__ = ["sample"]
 
@@ -33,7 +34,7 @@ def sample(
     seed: int = 0,
     levels: int = 10,
     process: str | None = None,
-    grid: str | None = None,
+    grid: str | GridFile | None = None,
     start: str | None = None,
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
@@ -53,7 +54,9 @@ def sample(
         n: number of particles.
         seed: seeds the one generator of the run.
         levels: noise levels of the annealing ladder (annealed particle samplers).
-        process, grid, start: override the recipe's defaults (names from the registry).
+        process, grid, start: override the recipe's defaults (names from the registry); ``grid`` may also
+            be a tuned grid (``tuning.GridFile``), checked against the sampler, the process and ``steps``:
+            the particles are drawn at its start time and start moving at its first time.
         label: draw this class: classifier-free guidance for a class-conditional trained model,
             classifier guidance with the exact noisy classifier for a mixture (classes = components).
         guidance: the guidance weight ``w`` (``1``: the conditional law; above 1 sharpens).
@@ -70,15 +73,23 @@ def sample(
     recipe = resolve_sampler(sampler)
     proc_name = process or recipe.process
     proc = resolve_process(proc_name)
-    grid_name = grid or recipe.grid
-    times = make_grid(grid_name, proc, steps, levels, **(recipe.grid_kwargs if grid is None else {}))
+    start_time = None
+    if isinstance(grid, GridFile):
+        grid.check_for(sampler, proc_name)
+        if steps != grid.steps:
+            raise ValueError(f"the grid holds {grid.steps} steps of {sampler}, not {steps}")
+        grid_name, times, start_time = f"tuned ({grid.method}, nfe {grid.nfe})", grid.grid, grid.start_time
+    else:
+        grid_name = grid or recipe.grid
+        times = make_grid(grid_name, proc, steps, levels, **(recipe.grid_kwargs if grid is None else {}))
     kwargs = dict(recipe.kwargs)
     if recipe.per_level:
         kwargs["steps_per_level"] = steps
     kwargs.update(knobs)
 
     start_kind = start or source.default_start(recipe.start)
-    start_law = source.start(start_kind, proc, times[0])
+    drawn_at = times[0] if start_time is None else torch.tensor(start_time, dtype=torch.float64)
+    start_law = source.start(start_kind, proc, drawn_at)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = start_law.sample(n, generator=gen).to(dtype)
     if device != "cpu":

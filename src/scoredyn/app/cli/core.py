@@ -22,21 +22,27 @@ from ..registry import GRIDS, SAMPLERS, resolve_sampler
 from ..sampling import sample as run_sampler
 from ..scaling import SCALING_METRICS, at_floor, check_sizes
 from ..scaling import scaling as run_scaling
+from ..tuning import load_grid_file
 from ._common import app, check_device, err, fail, out, progress, resolve_source
 
 
 @app.command()
 def sample(
     sampler: Annotated[str, typer.Option(help=f"one of: {', '.join(SAMPLERS)}")],
-    steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
     n: Annotated[int, typer.Option(help="number of particles")],
     out_path: Annotated[Path, typer.Option("--out", help="output .npz")],
+    steps: Annotated[
+        int | None, typer.Option(help="sampler steps (per noise level for the annealed particle samplers); "
+                                      "with a grid file, its own")  # fmt: skip
+    ] = None,
     target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="a run folder of `scoredyn train`")] = None,
     seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,
     levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
     process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
-    grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
+    grid: Annotated[
+        str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}, or a grid.json of `scoredyn tune-grid`")
+    ] = None,
     start: Annotated[str | None, typer.Option(help=f"override the start: {', '.join(START_KINDS)}")] = None,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
     label: Annotated[str | None, typer.Option("--class", help="draw this class (guided; see --guidance)")] = None,
@@ -46,6 +52,16 @@ def sample(
 ) -> None:
     """Draw samples with a named sampler and the exact field of a target, or the field of a trained
     checkpoint (read on the sampler's process at equal SNR); write an .npz."""
+    tuned = None
+    if grid is not None and grid.endswith(".json"):
+        tuned = load_grid_file(grid)
+        process = process or tuned.process  # the grid's process unless one is asked for
+        tuned.check_for(sampler, process)
+        if steps is not None and steps != tuned.steps:
+            fail(f"--steps {steps} disagrees with the grid file's {tuned.steps} steps (leave --steps out)")
+        steps = tuned.steps
+    if steps is None:
+        fail("--steps is needed (or a grid file as --grid)")
     for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
         if value < 1:
             fail(f"{name} must be a positive integer, got {value}")
@@ -82,7 +98,7 @@ def sample(
             seed=seed,
             levels=levels,
             process=process,
-            grid=grid,
+            grid=tuned or grid,
             start=start,
             dtype=torch.float32 if float32 else torch.float64,
             device=dev,
