@@ -32,7 +32,7 @@ from scoredyn.core.registry import resolve_process  # noqa: E402
 from scoredyn.core.targets import mog6  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = (("annealed Langevin", "annealed-langevin", 100), ("annealed MALA", "annealed-mala", 99), ("SMC", "smc", 4))
+RUNS = (("annealed Langevin", "annealed-langevin", 100), ("annealed MALA", "annealed-mala", 99), ("SMC", "smc", 8))
 
 
 def trace(target, name: str, steps: int, n: int, seed: int) -> dict:

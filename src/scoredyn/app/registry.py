@@ -124,7 +124,7 @@ SAMPLERS: dict[str, Recipe] = {
     # (docs/algorithms.md); moves per level is --steps.
     "smc": Recipe(
         smc, "vp", "ends", start="standard", per_level=True, stochastic=True, needs_start=True, adaptive=True,
-        kwargs={"target_ess": 0.99, "final_steps": 100},
+        kwargs={"target_ess": 0.99, "final_steps": 50},
         paper="SMC over noise levels (Del Moral, Doucet & Jasra 2006; Neal 2001), MALA moves",
     ),
     "score-drift": Recipe(
