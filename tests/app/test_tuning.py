@@ -166,3 +166,11 @@ def test_heun_grid_ends_at_zero_and_counts_evaluations():
     result, _ = sample(mog6(), "edm-heun", steps=3, n=50, grid=found)
     assert result.nfe == 5
     assert isinstance(found, GridFile) and GridAxis(VP()).to_zero
+
+
+def test_a_grid_brings_its_process():
+    """A DDIM grid tuned on the VP process (DDIM's recipe runs on the discrete DDPM schedule) runs on VP
+    when no process is asked for, and ends at sigma = 0 there."""
+    found = optimize_grid(mog6(), "ddim", 3, process="vp", n=200, evaluations=20, candidates=16)
+    result, settings = sample(mog6(), "ddim", steps=3, n=20, grid=found)
+    assert settings["process"] == "vp" and result.nfe == 3

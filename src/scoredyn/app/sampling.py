@@ -71,7 +71,7 @@ def sample(
         positive_int(value, name)
     source = as_source(target)
     recipe = resolve_sampler(sampler)
-    proc_name = process or recipe.process
+    proc_name = process or (grid.process if isinstance(grid, GridFile) else recipe.process)  # a grid's own
     proc = resolve_process(proc_name)
     start_time = None
     if isinstance(grid, GridFile):

@@ -182,7 +182,7 @@ def optimize_grid(
     objective: str = "distance",
     optimize_start: bool = True,
     optimize_end: bool | None = None,
-    candidates: int = CANDIDATES,
+    candidates: int | None = None,
     evaluations: int = 600,
     device: str = "cpu",
 ) -> GridFile:
@@ -202,7 +202,8 @@ def optimize_grid(
         optimize_start: whether the first time is tuned (the particles are still drawn at ``t_max``).
         optimize_end: whether the last step may end above ``sigma = 0`` (default: where it costs no
             evaluation).
-        candidates: the dynamic program's candidate levels.
+        candidates: the dynamic program's candidate levels (default: ``grid_tuning.CANDIDATES`` of the
+            sampler's local rule).
         evaluations: the most sampler runs of the continuous stage.
         device: where the tuning particles live.
 
@@ -238,6 +239,7 @@ def optimize_grid(
             candidates=candidates, evaluations=evaluations,
         )  # fmt: skip
     times = found.times
+    levels = CANDIDATES[spec.rule] if candidates is None else candidates
     return GridFile(
         process=proc_name,
         sampler=sampler,
@@ -249,6 +251,6 @@ def optimize_grid(
         method=method,
         objective=objective,
         errors=found.errors,
-        tuning={"source": source.label, "start": start_kind, "n": n, "seed": seed, "candidates": candidates,
+        tuning={"source": source.label, "start": start_kind, "n": n, "seed": seed, "candidates": levels,
                 "evaluations": found.evaluations, "seconds": found.seconds},  # fmt: skip
     )

@@ -28,7 +28,9 @@ def tune_grid(
     objective: Annotated[str, typer.Option(help=f"the continuous stage's: {', '.join(OBJECTIVES)}")] = "distance",
     n: Annotated[int, typer.Option(help="tuning particles")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the tuning starts (judge the grid on another)")] = 0,
-    candidates: Annotated[int, typer.Option(help="candidate levels of the dynamic program")] = CANDIDATES,
+    candidates: Annotated[
+        int | None, typer.Option(help=f"candidate levels of the dynamic program (default: {CANDIDATES})")
+    ] = None,
     evaluations: Annotated[int, typer.Option(help="most sampler runs of the continuous stage")] = 600,
     start_time: Annotated[bool, typer.Option("--tune-start/--no-tune-start", help="tune the first time too")] = True,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
@@ -39,7 +41,7 @@ def tune_grid(
     if sampler not in TUNABLE:
         fail(f"--sampler: a grid can be tuned for {', '.join(TUNABLE)}, not {sampler!r}")
     for name, value in (("--nfe", nfe), ("--candidates", candidates), ("--evaluations", evaluations)):
-        if value < 1:
+        if value is not None and value < 1:
             fail(f"{name} must be a positive integer, got {value}")
     if n < 2:
         fail(f"--n must be at least 2, got {n}")
