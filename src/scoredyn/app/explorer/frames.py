@@ -30,6 +30,7 @@ from ...core.targets import GaussianMixture
 from ...metrics import evaluate
 from ..registry import make_grid, resolve_sampler
 from ..sampling import sample
+from ..tuning import TUNABLE, optimize_grid, steps_for_nfe
 
 __all__ = ["DEFAULT_SAMPLERS", "SAMPLER_LABELS", "ExplorerData", "Run", "compute", "display_scale"]
 
@@ -37,14 +38,21 @@ __all__ = ["DEFAULT_SAMPLERS", "SAMPLER_LABELS", "ExplorerData", "Run", "compute
 DEFAULT_SAMPLERS: dict[str, tuple[int, ...]] = {
     "annealed-langevin": (1, 4),
     "annealed-mala": (4,),
-    "smc": (4,),
+    "smc": (8,),
     "svgd": (1,),
     "svgd-median": (4,),
     "sde": (10, 100),
     "ode-heun": (10, 50),
     "ddim": (10, 100),
     "edm-heun": (10, 50),
+    "unipc": (5, 10),
+    "unipc-tuned": (5, 10),
 }
+
+#: A sampler name with this suffix runs the sampler on a grid tuned for it (``tuning.optimize_grid``) on
+#: starts of another seed than the shown run's, with these settings (seconds in 2-D).
+TUNED = "-tuned"
+TUNING = {"n": 1000, "evaluations": 300, "seed_offset": 2}
 
 SAMPLER_LABELS: dict[str, str] = {
     "annealed-langevin": "annealed Langevin",
@@ -64,6 +72,10 @@ SAMPLER_LABELS: dict[str, str] = {
     "pc": "predictor-corrector",
     "dpm-solver-2m": "DPM-Solver++(2M)",
     "unipc": "UniPC",
+    "unipc-tuned": "UniPC, tuned grid",
+    "dpm-solver-2m-tuned": "DPM-Solver++(2M), tuned grid",
+    "ddim-tuned": "DDIM, tuned grid",
+    "edm-heun-tuned": "EDM Heun, tuned grid",
 }
 
 METRICS_SHOWN = ("mode_tv", "energy", "sliced_w1", "mmd", "ksd")
@@ -183,7 +195,9 @@ def compute(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     samplers = dict(DEFAULT_SAMPLERS if samplers is None else samplers)
     for name, steps in samplers.items():
-        resolve_sampler(name)
+        resolve_sampler(name.removesuffix(TUNED))
+        if name.endswith(TUNED):
+            steps_for_nfe(name.removesuffix(TUNED), 1)  # a sampler a grid can be tuned for
         if not steps or any(not isinstance(s, int) or s < 1 for s in steps):
             raise ValueError(f"samplers[{name!r}] must be a non-empty list of positive step counts, got {steps!r}")
     counts = tuple(sorted({max(1, n // 4), max(1, n // 2), n})) if counts is None else tuple(sorted(set(counts)))
@@ -296,13 +310,20 @@ def _forward(reference: GaussianMixture, s_data: float, n: int, frames: int, see
 
 def _sampler_run(target_or_model, name: str, steps: int, n: int, frames: int, s_data: float, seed: int) -> Run:
     """Run ``name`` with its registry recipe, recording the particles and the time of each path entry."""
-    recipe = resolve_sampler(name)
+    base = name.removesuffix(TUNED)
+    recipe = resolve_sampler(base)
     levels = max(frames - 1, 1) if recipe.per_level else 10
+    grid = None
+    if name.endswith(TUNED):
+        nfe = steps * TUNABLE[base].per_step - (TUNABLE[base].per_step - 1)  # Heun: Euler into sigma = 0
+        grid = optimize_grid(target_or_model, base, nfe, n=TUNING["n"], seed=seed + TUNING["seed_offset"],
+                             evaluations=TUNING["evaluations"])  # fmt: skip
     times: list[float] = []
-    result, settings = sample(target_or_model, name, steps=steps, n=n, seed=seed, levels=levels,
+    result, settings = sample(target_or_model, base, steps=steps, n=n, seed=seed, levels=levels, grid=grid,
                               return_path=True, callback=lambda info: times.append(info.t))  # fmt: skip
     process = resolve_process(settings["process"])
-    t0 = float(make_grid(settings["grid"], process, steps, levels)[0])  # the start's time
+    # the time the particles start moving at
+    t0 = grid.times[0] if grid is not None else float(make_grid(settings["grid"], process, steps, levels)[0])
     t = torch.tensor([t0, *times], dtype=torch.float64)
     path = result.path.to(torch.float64)
     assert path.shape[0] == t.numel(), "one recorded time per path entry"

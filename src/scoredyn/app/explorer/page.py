@@ -157,7 +157,7 @@ def _json_number(v: float):
 
 
 def _run_meta(run, s_data: float) -> dict:
-    paper = resolve_sampler(run.sampler).paper if run.sampler != "forward" else ""
+    paper = resolve_sampler(run.sampler.removesuffix("-tuned")).paper if run.sampler != "forward" else ""
     out = {
         "key": run.key,
         "sampler": run.sampler,
