@@ -153,16 +153,17 @@ def euler(x: Tensor, h: Tensor, d: Tensor) -> Tensor:
     return x + h.to(x.dtype) * d
 
 
-def heun_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+def heun_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor, d: Tensor | None = None) -> Tensor:
     """One Heun step of the PF-ODE (explicit trapezoid; Karras et al. 2022, Alg. 1 lines 4-8):
 
     .. math::
         d = v(x, t), \\quad \\tilde x = x + h d, \\quad x' = x + \\tfrac h2 \\big(d + v(\\tilde x, t')\\big).
 
     Into ``sigma = 0`` the corrector is skipped, as in EDM: it would cost one more evaluation for a
-    last step whose Euler error is already ``O(h^2)``, and a learned field is undefined there."""
+    last step whose Euler error is already ``O(h^2)``, and a learned field is undefined there. ``d``: the
+    velocity at ``(x, t)`` where the caller has it already (steps from one point to several times)."""
     h = t_next - t
-    d = field.velocity(x, t)
+    d = field.velocity(x, t) if d is None else d
     x_next = euler(x, h, d)
     if float(field.coefficients_at(t_next).sigma) == 0.0:
         return x_next

@@ -38,7 +38,7 @@ from torch import Tensor
 from ..core.fields import Field
 from ..core.processes import Process
 from ..core.tensors import positive_int
-from ._steps import check_grid
+from ._steps import check_grid, data_prediction_step, heun_step, log_snr_levels
 from .ode import ode
 
 __all__ = [
@@ -183,29 +183,15 @@ OBJECTIVES: dict[str, Callable[[Tensor, Tensor], float]] = {"distance": mean_dis
 def _local_steps(field: Field, x: Tensor, t: Tensor, targets: Tensor, rule: str) -> Tensor:
     """One step of ``rule`` from ``x`` at time ``t`` to every time of ``targets``: ``(len(targets), M, D)``."""
     if rule == "data":
+        # DDIM's step (data_prediction_step), landing on alpha x0hat into sigma = 0
         x0 = field.denoise(x, t)
-        a_from, s_from = float(field.process.alpha(t)), float(field.process.sigma(t))
-        alpha, sigma = field.process.alpha(targets), field.process.sigma(targets)
-        lam_from = math.log(a_from / s_from)
-        # x_to = (sigma_to / sigma_from) x + alpha_to (1 - e^{-h}) x0, and alpha_to x0 into sigma = 0
-        with torch.no_grad():
-            h = torch.log(alpha) - torch.log(sigma) - lam_from
-            keep = torch.where(sigma > 0, sigma / s_from, torch.zeros_like(sigma))
-            gain = torch.where(sigma > 0, -alpha * torch.expm1(-h), alpha)
-        return keep[:, None, None].to(x) * x + gain[:, None, None].to(x) * x0
+        cur = log_snr_levels(field.process, t.reshape(1))[0]
+        return torch.stack([nxt.alpha * x0 if nxt.sigma == 0.0 else data_prediction_step(x, x0, cur, nxt)
+                            for nxt in log_snr_levels(field.process, targets)])  # fmt: skip
     if rule == "heun":
-        # Heun (Karras et al. 2022, Alg. 1) to every target: the evaluation at the start is shared, then one
-        # at each Euler prediction (a target at a time: one noise level per call); Euler into sigma = 0
+        # Heun (Karras et al. 2022, Alg. 1), the evaluation at the start shared by every target
         d = field.velocity(x, t)
-        out = []
-        for s in targets:
-            h = float(s - t)
-            euler_point = x + h * d
-            if float(field.process.sigma(s)) == 0.0:
-                out.append(euler_point)
-            else:
-                out.append(x + 0.5 * h * (d + field.velocity(euler_point, s)))
-        return torch.stack(out)
+        return torch.stack([heun_step(field, x, t, s, d) for s in targets])
     raise ValueError(f"rule must be one of {', '.join(LOCAL_RULES)}, got {rule!r}")
 
 
@@ -467,8 +453,6 @@ def tune_grid(
     if method.endswith("continuous"):
         # Nelder-Mead is local and no one start is best everywhere: a quarter of the budget from each
         # start, then the rest from the best point found (successive halving; a restart renews the simplex)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         share = max(1, evaluations // 4)
         best = None
         for name, r in starts.items():
