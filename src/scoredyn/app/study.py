@@ -28,7 +28,7 @@ from ..core.targets import GaussianMixture
 from ..metrics import evaluate
 from .registry import resolve_sampler
 from .sampling import sample
-from .tuning import optimize_grid
+from .tuning import nfe_for_steps, quick_grid
 
 __all__ = [
     "StudyRun",
@@ -88,9 +88,6 @@ MAIN_RUNS: tuple[StudyRun, ...] = (
     StudyRun("UniPC (bh2), 5 evaluations, tuned grid", "unipc", 5, {"grid": "tuned"}),
 )
 
-#: What a row's ``{"grid": "tuned"}`` tunes on: starts of another seed than the row's (a grid is judged
-#: on starts it was not fitted to), few enough to take seconds (``tuning.optimize_grid``).
-TUNING = {"n": 1000, "evaluations": 300, "seed_offset": 2}
 
 
 def score_run(
@@ -101,8 +98,7 @@ def score_run(
     t0 = time.perf_counter()
     knobs = dict(run.knobs)
     if knobs.get("grid") == "tuned":  # tuned here, on other starts, and its time counted in the row's
-        knobs["grid"] = optimize_grid(target, run.sampler, run.steps, n=TUNING["n"], seed=seed + TUNING["seed_offset"],
-                                      evaluations=TUNING["evaluations"])  # fmt: skip
+        knobs["grid"] = quick_grid(target, run.sampler, nfe_for_steps(run.sampler, run.steps), seed)
     result, settings = sample(target, run.sampler, steps=run.steps, n=n, seed=seed, **knobs)
     wall = time.perf_counter() - t0
     scores = evaluate(result.x, target, seed=seed + 1, metrics=tuple(metrics))

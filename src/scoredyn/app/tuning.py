@@ -27,7 +27,8 @@ from ..util.files import atomic_write_json
 from .registry import resolve_sampler
 from .sources import as_source
 
-__all__ = ["TUNABLE", "GridFile", "load_grid_file", "optimize_grid", "steps_for_nfe"]
+__all__ = ["QUICK_TUNING", "TUNABLE", "GridFile", "load_grid_file", "nfe_for_steps", "optimize_grid", "quick_grid",
+           "steps_for_nfe"]
 
 GRID_FORMAT = "scoredyn-grid"
 GRID_VERSION = 1
@@ -71,11 +72,24 @@ def steps_for_nfe(sampler: str, nfe: int) -> int:
     ``2 S - 1``)."""
     nfe = positive_int(nfe, "nfe")
     spec = _tunable(sampler)
-    if spec.per_step == 1:
-        return nfe
-    if nfe < 1:
-        raise ValueError(f"{sampler} needs at least 1 evaluation")
-    return (nfe + 1) // 2
+    return nfe if spec.per_step == 1 else (nfe + 1) // 2
+
+
+def nfe_for_steps(sampler: str, steps: int) -> int:
+    """The evaluations ``steps`` steps of ``sampler`` spend (the inverse of ``steps_for_nfe``)."""
+    per_step = _tunable(sampler).per_step
+    return positive_int(steps, "steps") * per_step - (per_step - 1)
+
+
+#: What the demo and the explorer tune with: seconds in 2-D, on starts of another seed than the run they
+#: show (a grid is judged on starts it was not fitted to).
+QUICK_TUNING = {"n": 1000, "evaluations": 300, "seed_offset": 2}
+
+
+def quick_grid(target: GaussianMixture | TrainedModel, sampler: str, nfe: int, seed: int) -> GridFile:
+    """``optimize_grid`` with ``QUICK_TUNING``, for a run drawn with ``seed``."""
+    return optimize_grid(target, sampler, nfe, n=QUICK_TUNING["n"], seed=seed + QUICK_TUNING["seed_offset"],
+                         evaluations=QUICK_TUNING["evaluations"])  # fmt: skip
 
 
 @dataclass(frozen=True)

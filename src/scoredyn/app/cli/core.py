@@ -54,9 +54,7 @@ def sample(
     checkpoint (read on the sampler's process at equal SNR); write an .npz."""
     tuned = None
     if grid is not None and grid.endswith(".json"):
-        tuned = load_grid_file(grid)
-        process = process or tuned.process  # the grid's process unless one is asked for
-        tuned.check_for(sampler, process)
+        tuned = load_grid_file(grid)  # run_sampler checks it against the sampler and the process
         if steps is not None and steps != tuned.steps:
             fail(f"--steps {steps} disagrees with the grid file's {tuned.steps} steps (leave --steps out)")
         steps = tuned.steps

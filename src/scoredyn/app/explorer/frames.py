@@ -30,7 +30,7 @@ from ...core.targets import GaussianMixture
 from ...metrics import evaluate
 from ..registry import make_grid, resolve_sampler
 from ..sampling import sample
-from ..tuning import TUNABLE, optimize_grid, steps_for_nfe
+from ..tuning import nfe_for_steps, quick_grid
 
 __all__ = ["DEFAULT_SAMPLERS", "SAMPLER_LABELS", "ExplorerData", "Run", "compute", "display_scale"]
 
@@ -49,10 +49,8 @@ DEFAULT_SAMPLERS: dict[str, tuple[int, ...]] = {
     "unipc-tuned": (5, 10),
 }
 
-#: A sampler name with this suffix runs the sampler on a grid tuned for it (``tuning.optimize_grid``) on
-#: starts of another seed than the shown run's, with these settings (seconds in 2-D).
+#: A sampler name with this suffix runs the sampler on a grid tuned for it (``tuning.quick_grid``).
 TUNED = "-tuned"
-TUNING = {"n": 1000, "evaluations": 300, "seed_offset": 2}
 
 SAMPLER_LABELS: dict[str, str] = {
     "annealed-langevin": "annealed Langevin",
@@ -197,7 +195,7 @@ def compute(
     for name, steps in samplers.items():
         resolve_sampler(name.removesuffix(TUNED))
         if name.endswith(TUNED):
-            steps_for_nfe(name.removesuffix(TUNED), 1)  # a sampler a grid can be tuned for
+            nfe_for_steps(name.removesuffix(TUNED), 1)  # a sampler a grid can be tuned for
         if not steps or any(not isinstance(s, int) or s < 1 for s in steps):
             raise ValueError(f"samplers[{name!r}] must be a non-empty list of positive step counts, got {steps!r}")
     counts = tuple(sorted({max(1, n // 4), max(1, n // 2), n})) if counts is None else tuple(sorted(set(counts)))
@@ -315,9 +313,7 @@ def _sampler_run(target_or_model, name: str, steps: int, n: int, frames: int, s_
     levels = max(frames - 1, 1) if recipe.per_level else 10
     grid = None
     if name.endswith(TUNED):
-        nfe = steps * TUNABLE[base].per_step - (TUNABLE[base].per_step - 1)  # Heun: Euler into sigma = 0
-        grid = optimize_grid(target_or_model, base, nfe, n=TUNING["n"], seed=seed + TUNING["seed_offset"],
-                             evaluations=TUNING["evaluations"])  # fmt: skip
+        grid = quick_grid(target_or_model, base, nfe_for_steps(base, steps), seed)
     times: list[float] = []
     result, settings = sample(target_or_model, base, steps=steps, n=n, seed=seed, levels=levels, grid=grid,
                               return_path=True, callback=lambda info: times.append(info.t))  # fmt: skip
