@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import RESULTS, record, write  # noqa: E402
 
 from scoredyn import AnalyticField, DDPMSchedule, optimize_grid, sample  # noqa: E402
+from scoredyn.app.tuning import steps_for_nfe  # noqa: E402
 from scoredyn.core.registry import resolve_process, resolve_target  # noqa: E402
 from scoredyn.core.targets import GaussianMixture, random_mixture  # noqa: E402
 from scoredyn.metrics import evaluate  # noqa: E402
@@ -44,7 +45,6 @@ GRIDS = ("uniform", "karras", "logsnr")
 NFES = (4, 5, 6, 8, 10)
 METRICS = ("mode_tv_exact", "energy_exact")
 N_JUDGE, N_TUNE = 20_000, 2000
-ENERGY_ON: list[str] = []
 
 
 def grid25() -> GaussianMixture:
@@ -66,10 +66,6 @@ EXTRA = {"grid25": grid25, "random7": random7}
 
 def target_of(name: str) -> GaussianMixture:
     return EXTRA[name]() if name in EXTRA else resolve_target(name)
-
-
-def steps_of(sampler: str, nfe: int) -> int:
-    return (nfe + 1) // 2 if sampler == "edm-heun" else nfe
 
 
 def process_of(sampler: str) -> str:
@@ -148,7 +144,7 @@ def run_k_diffusion(name: str, target: GaussianMixture, nfe: int, n: int, seed: 
     return sampler(model, x, sigmas, disable=True)
 
 
-def exact_targets(names, nfes, samplers, evaluations, others_on) -> tuple[list[dict], list[str]]:
+def exact_targets(names, nfes, samplers, evaluations, others_on, energy_on) -> tuple[list[dict], list[str]]:
     records, lines = [], []
     for tname in names:
         target = target_of(tname)
@@ -156,7 +152,7 @@ def exact_targets(names, nfes, samplers, evaluations, others_on) -> tuple[list[d
             for sampler in samplers:
                 if sampler != "unipc" and (nfe not in (5, 10) or tname not in others_on):
                     continue  # the other solvers at the two budgets of the goals
-                steps, process = steps_of(sampler, nfe), process_of(sampler)
+                steps, process = steps_for_nfe(sampler, nfe), process_of(sampler)
                 row = {}
                 for grid in GRIDS:
                     res, _ = sample(target, sampler, steps=steps, n=N_JUDGE, seed=1, process=process, grid=grid)
@@ -174,7 +170,7 @@ def exact_targets(names, nfes, samplers, evaluations, others_on) -> tuple[list[d
                         res, _ = sample(target, sampler, steps=steps, n=N_JUDGE, seed=1, grid=alone)
                         row[f"tuned ({method} only)"] = score(res.x, target) | {"seconds": alone.tuning["seconds"]}
                 # the energy objective, where the per-particle distance rewards shrinkage
-                if sampler == "unipc" and nfe <= 5 and tname in ENERGY_ON:
+                if sampler == "unipc" and nfe <= 5 and tname in energy_on:
                     found = optimize_grid(target, sampler, nfe, process=process, n=N_TUNE, seed=0,
                                           evaluations=evaluations, objective="energy")  # fmt: skip
                     res, _ = sample(target, sampler, steps=steps, n=N_JUDGE, seed=1, grid=found)
@@ -223,7 +219,7 @@ def digits(nfes=(5, 10), evaluations: int = 200) -> tuple[list[dict], list[str]]
     records, lines = [], []
     for nfe in nfes:
         for sampler in ("unipc", "edm-heun"):
-            steps, process = steps_of(sampler, nfe), process_of(sampler)
+            steps, process = steps_for_nfe(sampler, nfe), process_of(sampler)
             row = {}
             for grid in ("default", "tuned"):
                 clock = time.perf_counter()
@@ -260,12 +256,11 @@ def main() -> None:
     if args.quick:
         args.targets, args.nfe, args.samplers, args.no_digits, args.evaluations = ["mog6"], [5], ["unipc"], True, 100
     others = args.targets if args.others_on is None else args.others_on
-    global ENERGY_ON
-    ENERGY_ON = args.targets if args.energy_on is None else args.energy_on
+    energy_on = args.targets if args.energy_on is None else args.energy_on
     name = args.out or ("quick_grid_tuning.json" if args.quick else "grid_tuning.json")
     records = []
     if not args.digits_only:
-        records, lines = exact_targets(args.targets, args.nfe, args.samplers, args.evaluations, others)
+        records, lines = exact_targets(args.targets, args.nfe, args.samplers, args.evaluations, others, energy_on)
         print("| target | NFE | sampler | grid | mode TV / floor | energy / floor | tuning s |")
         print("|---|---:|---|---|---:|---:|---:|")
         print("\n".join(lines))
