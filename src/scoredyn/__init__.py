@@ -8,6 +8,7 @@ each other (SVGD). Start with ``AnalyticField(mog6(), EDM())`` and any sampler b
 from .app.estimate import estimate_likelihood
 from .app.sampling import sample
 from .app.tuning import GridFile, load_grid_file, optimize_grid
+from .core import fields
 from .core.fields import (
     PARAMETERIZATIONS,
     AnalyticField,
@@ -20,6 +21,9 @@ from .core.fields import (
     NoDensityError,
     OnProcess,
     Prediction,
+    from_callable,
+    from_denoiser,
+    from_diffusers,
     mixture_classifier,
 )
 from .core.processes import EDM, OU, VE, VP, DDPMSchedule, Linear, Process, SubVP
@@ -70,6 +74,10 @@ __all__ = [
     "ClassifierGuidance",
     "ClassifierFreeGuidance",
     "mixture_classifier",
+    "fields",
+    "from_denoiser",
+    "from_diffusers",
+    "from_callable",
     "log_likelihood",
     "bits_per_dim",
     "dequantize",

@@ -7,6 +7,15 @@ from .base import Field, NoDensityError, Prediction, denoise_from_score, score_f
 from .coefficients import Coefficients, CoefficientTable, broadcast_coefficient, coefficients, per_sample_time
 from .counting import CountingField
 from .energy import EnergyField, network_field
+from .external import (
+    CALLABLE_PARAMETERIZATIONS,
+    CallableField,
+    DenoiserField,
+    DiffusersField,
+    from_callable,
+    from_denoiser,
+    from_diffusers,
+)
 from .guidance import ClassifierFreeGuidance, ClassifierGuidance, mixture_classifier
 from .network import PARAMETERIZATIONS, NetworkField
 from .on_process import OnProcess, on_process
@@ -20,6 +29,13 @@ __all__ = [
     "NetworkField",
     "EnergyField",
     "network_field",
+    "DenoiserField",
+    "CallableField",
+    "DiffusersField",
+    "CALLABLE_PARAMETERIZATIONS",
+    "from_denoiser",
+    "from_callable",
+    "from_diffusers",
     "PARAMETERIZATIONS",
     "OnProcess",
     "on_process",

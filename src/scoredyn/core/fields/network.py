@@ -31,7 +31,7 @@ from ..tensors import as_time
 from .base import Field, Prediction
 from .coefficients import Coefficients, coefficients, per_sample_time
 
-__all__ = ["PARAMETERIZATIONS", "NetworkField"]
+__all__ = ["PARAMETERIZATIONS", "NetworkField", "output_to_x0_eps"]
 
 PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow", "energy")
 
@@ -98,7 +98,7 @@ class NetworkField(Field):
         param = next(self.net.parameters(), None)
         net_dtype = param.dtype if param is not None else x.dtype
         out = self.call_network((c_in * x).to(net_dtype), c_noise.to(net_dtype), y)
-        x0, eps = self._convert(out.to(x.dtype), x, a, s, da, ds, sigma_hat)
+        x0, eps = output_to_x0_eps(self.parameterization, out.to(x.dtype), x, a, s, da, ds, sigma_hat, self.sigma_data)
         return self.prediction(x, a, s, da, ds, x0, eps)
 
     def network_inputs(self, x: Tensor, t: float | Tensor, y: Tensor | None) -> tuple:
@@ -148,28 +148,6 @@ class NetworkField(Field):
         # CUDA graphs reuse their output memory on the next replay: copy it out
         return out.clone() if self.compile == "reduce-overhead" and out.is_cuda else out
 
-    def _convert(self, out, x, a, s, da, ds, sigma_hat) -> tuple[Tensor, Tensor]:
-        """The network output to ``(x0hat, eps_hat)``; each form solves ``x = alpha x0 + sigma eps``."""
-        p = self.parameterization
-        if p == "eps":
-            return (x - s * out) / a, out
-        if p == "score":  # out = sigma s = -eps
-            return (x + s * out) / a, -out
-        if p == "x0":
-            return out, (x - a * out) / s
-        if p == "v":  # [alpha sigma; -sigma alpha] [x0; eps] = [x; v]
-            norm = a**2 + s**2
-            return (a * x - s * out) / norm, (s * x + a * out) / norm
-        if p == "edm":  # Karras et al. 2022, eq. 7 in xhat = x / alpha, sigma_hat = sigma / alpha
-            sd2, sh2 = self.sigma_data**2, sigma_hat**2
-            c_skip = sd2 / (sh2 + sd2)
-            c_out = sigma_hat * self.sigma_data / torch.sqrt(sh2 + sd2)
-            x0 = c_skip * (x / a) + c_out * out
-            return x0, (x - a * x0) / s
-        # flow: [alpha sigma; alpha' sigma'] [x0; eps] = [x; u], determinant alpha^2 d(sigma/alpha)/dt > 0
-        det = a * ds - da * s
-        return (ds * x - s * out) / det, (a * out - da * x) / det
-
     def score(self, x: Tensor, t: float | Tensor) -> Tensor:
         return self.predict(x, t).score
 
@@ -182,3 +160,39 @@ class NetworkField(Field):
     def score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         p = self.predict(x, t)
         return p.score, p.x0
+
+
+def output_to_x0_eps(
+    parameterization: str,
+    out: Tensor,
+    x: Tensor,
+    a: Tensor,
+    s: Tensor,
+    da: Tensor,
+    ds: Tensor,
+    sigma_hat: Tensor,
+    sigma_data: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """A model's output in one parameterization (the module docstring's table, ``energy`` excepted) to
+    ``(x0hat, eps_hat)``; each form solves ``x = alpha x0 + sigma eps`` with ``a = alpha``, ``s = sigma``,
+    ``da = alpha'``, ``ds = sigma'`` and ``sigma_hat = sigma / alpha`` broadcast against ``x``."""
+    p = parameterization
+    if p == "eps":
+        return (x - s * out) / a, out
+    if p == "score":  # out = sigma s = -eps
+        return (x + s * out) / a, -out
+    if p == "x0":
+        return out, (x - a * out) / s
+    if p == "v":  # [alpha sigma; -sigma alpha] [x0; eps] = [x; v]
+        norm = a**2 + s**2
+        return (a * x - s * out) / norm, (s * x + a * out) / norm
+    if p == "edm":  # Karras et al. 2022, eq. 7 in xhat = x / alpha, sigma_hat = sigma / alpha
+        sd2, sh2 = sigma_data**2, sigma_hat**2
+        c_skip = sd2 / (sh2 + sd2)
+        c_out = sigma_hat * sigma_data / torch.sqrt(sh2 + sd2)
+        x0 = c_skip * (x / a) + c_out * out
+        return x0, (x - a * x0) / s
+    if p == "flow":  # [alpha sigma; alpha' sigma'] [x0; eps] = [x; u], determinant alpha^2 d(sigma/alpha)/dt > 0
+        det = a * ds - da * s
+        return (ds * x - s * out) / det, (a * out - da * x) / det
+    raise ValueError(f"no conversion for parameterization {parameterization!r}")

@@ -21,8 +21,9 @@ class DDPMSchedule(Process):
     are piecewise constant (``g^2 = -log(1 - beta_n)``, about ``beta_n``). diffusers' timestep
     index ``k`` is ``t = k + 1``.
 
-    Betas: ``linear`` (``1e-4 .. 0.02``, Ho et al.) or ``cosine`` (Nichol & Dhariwal 2021,
-    ``beta <= 0.999``).
+    Betas: ``linear`` (``1e-4 .. 0.02``, Ho et al.), ``cosine`` (Nichol & Dhariwal 2021,
+    ``beta <= 0.999``), ``scaled_linear`` (linear in ``sqrt(beta)``, as latent diffusion models
+    use), or any ``betas`` given (diffusers' ``trained_betas``).
     """
 
     def __init__(
@@ -31,18 +32,14 @@ class DDPMSchedule(Process):
         schedule: str = "linear",
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
+        *,
+        betas: Tensor | None = None,
     ) -> None:
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        if schedule == "linear":
-            betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
-        elif schedule == "cosine":
-            s = 0.008
-            n = torch.arange(num_steps + 1, dtype=torch.float64)
-            abar = torch.cos((n / num_steps + s) / (1 + s) * math.pi / 2) ** 2
-            betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+        if betas is not None:
+            betas, schedule = _checked_betas(betas), "custom"
         else:
-            raise ValueError(f"schedule must be 'linear' or 'cosine', got {schedule!r}")
+            betas = _betas(num_steps, schedule, beta_start, beta_end)
+        num_steps = betas.numel()
         self.num_steps, self.schedule, self.betas = num_steps, schedule, betas
         self.name = f"ddpm-{schedule}"
         self.t_min, self.t_max = 0.0, float(num_steps)
@@ -99,3 +96,26 @@ class DDPMSchedule(Process):
         """Posterior variances ``beta_tilde_n = (1 - abar_{n-1}) / (1 - abar_n) beta_n``, n = 1..T."""
         abar = torch.exp(self._log_abar)
         return (1 - abar[:-1]) / (1 - abar[1:]) * self.betas
+
+
+def _betas(num_steps: int, schedule: str, beta_start: float, beta_end: float) -> Tensor:
+    """The named schedule's betas, ``beta_1 .. beta_T``."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if schedule == "linear":
+        return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+    if schedule == "scaled_linear":  # linear in sqrt(beta) (Rombach et al. 2022's latent diffusion)
+        return torch.linspace(beta_start**0.5, beta_end**0.5, num_steps, dtype=torch.float64) ** 2
+    if schedule == "cosine":  # abar(n) = cos^2((n/T + s) / (1 + s) pi/2), s = 0.008; beta capped at 0.999
+        s = 0.008
+        n = torch.arange(num_steps + 1, dtype=torch.float64)
+        abar = torch.cos((n / num_steps + s) / (1 + s) * math.pi / 2) ** 2
+        return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+    raise ValueError(f"schedule must be 'linear', 'cosine' or 'scaled_linear', got {schedule!r}")
+
+
+def _checked_betas(betas) -> Tensor:
+    betas = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
+    if betas.numel() < 1 or not bool(((betas > 0) & (betas < 1)).all()):
+        raise ValueError("betas must be a non-empty sequence of values in (0, 1)")
+    return betas
