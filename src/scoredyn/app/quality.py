@@ -6,6 +6,8 @@
   points of the toy's generator; the floors are those of the toy's kernel density estimate (a
   mixture whose bandwidth is small against the toy's scale, so its floors are the toy's to within
   the bandwidth);
+- a data file (``.csv``, ``.npy``, ``.npz``): energy distance and MMD against its held-out points, each
+  beside the same metric between real training points and those held-out points (``judge_against_points``);
 - digits: a classifier trained on the real training digits (scikit-learn's ``MLPClassifier``)
   labels the samples; the report gives its mean confidence on the samples and on real held-out
   digits, the class histogram of the samples and its total variation from uniform, and the energy
@@ -22,10 +24,10 @@ from torch import Tensor
 
 from ..core.registry import resolve_target
 from ..core.targets import POINT_CLOUDS
-from ..learning import load_dataset
-from ..metrics import energy_distance, evaluate
+from ..learning import is_data_file, load_dataset
+from ..metrics import energy_distance, evaluate, median_heuristic, mmd
 
-__all__ = ["judge_samples", "digits_classifier", "classify_digits"]
+__all__ = ["judge_samples", "judge_against_points", "digits_classifier", "classify_digits"]
 
 
 def judge_samples(samples: Tensor, data: str, *, n_train: int = 20000, data_seed: int = 0, seed: int = 0) -> dict:
@@ -33,6 +35,12 @@ def judge_samples(samples: Tensor, data: str, *, n_train: int = 20000, data_seed
     x = samples.detach().to(torch.float64).cpu()
     if data == "digits":
         return digits_report(x, data_seed=data_seed)
+    if is_data_file(data):
+        ds = load_dataset(data, seed=data_seed)
+        if x.shape[1] != ds.dim:
+            raise ValueError(f"samples are {x.shape[1]}-D but the data in {data} is {ds.dim}-D")
+        real = ds.to_data(ds.x.to(torch.float64))
+        return judge_against_points(x, ds.reference(10**12).to(torch.float64), real, seed=seed)
     if data in POINT_CLOUDS:
         if x.shape[1] != 2:
             raise ValueError(f"samples are {x.shape[1]}-D but {data} is 2-D")
@@ -45,6 +53,30 @@ def judge_samples(samples: Tensor, data: str, *, n_train: int = 20000, data_seed
     if x.shape[1] != target.dim:
         raise ValueError(f"samples are {x.shape[1]}-D but {data} is {target.dim}-D")
     return evaluate(x, target, seed=seed)
+
+
+def judge_against_points(samples: Tensor, reference: Tensor, real: Tensor, *, seed: int = 0) -> dict:
+    """Energy distance and ``MMD_b^2`` of ``samples`` (n, D) against ``reference`` points of the data
+    (m, D), each beside its floor: the same metric between ``real`` points of the data (others than the
+    reference; n of them, drawn with ``seed``, or all when there are fewer) and the reference.
+
+    Both are V-statistics whose mean between two exact sets of sizes ``n, m`` is ``(1/n + 1/m)`` times a
+    constant of the law (``metrics.distances``), so a floor measured with ``n'`` real points is brought to
+    the samples' ``n`` exactly: ``floor(n) = floor(n') (1/n + 1/m) / (1/n' + 1/m)``. The MMD bandwidth is
+    the median heuristic of the reference, the same for the value and the floor."""
+    x, ref, real = (v.detach().to(torch.float64).cpu() for v in (samples, reference, real))
+    n, m = x.shape[0], ref.shape[0]
+    if n < 2 or m < 2 or real.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples, reference and real points, got {n}, {m}, {real.shape[0]}")
+    pick = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    real = real[pick]
+    scale = (1 / n + 1 / m) / (1 / real.shape[0] + 1 / m)
+    h = median_heuristic(ref)
+    report: dict = {"n": n, "reference": m, "real": int(real.shape[0])}
+    for name, fn in (("energy", energy_distance), ("mmd", lambda a, b: mmd(a, b, bandwidth=h))):
+        value, floor = fn(x, ref), scale * fn(real, ref)
+        report[name] = {"value": value, "floor": floor, "ratio": value / floor if floor > 0 else None}
+    return report
 
 
 @lru_cache(maxsize=4)

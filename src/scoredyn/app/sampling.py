@@ -102,6 +102,10 @@ def sample(
         field = source.guided(field, proc, label, guidance)
     with torch.no_grad():  # sampling never differentiates (a trained net would record a graph)
         result = recipe.fn(field, x, times, generator=gen, callback=callback, return_path=return_path, **kwargs)
+    # a model trained on a data file works in standardized coordinates: its samples go back to the file's
+    result.x = source.to_data(result.x)
+    if result.path is not None:
+        result.path = source.to_data(result.path)
     settings = {
         "target": source.label,
         "sampler": sampler,

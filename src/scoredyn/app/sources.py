@@ -44,6 +44,8 @@ class Source(Protocol):
 
     def guided(self, field: Field, process: Process, label: int, weight: float) -> Field: ...
 
+    def to_data(self, x: Tensor) -> Tensor: ...
+
 
 @dataclass
 class ExactSource:
@@ -75,6 +77,10 @@ class ExactSource:
         if not 0 <= label < k:
             raise ValueError(f"class must be a component index in 0..{k - 1}, got {label}")
         return ClassifierGuidance(field, mixture_classifier(self.target, process), label, weight)
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """The field's coordinates are the target's own."""
+        return x
 
 
 @dataclass
@@ -114,6 +120,10 @@ class TrainedSource:
         own = self.model.field
         cond = own.with_options(labels=torch.tensor(label), compile=False)
         return on_process(ClassifierFreeGuidance(cond, own, weight), process)
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """The model's points in the data's coordinates (a data file's standardization undone)."""
+        return self.model.to_data(x)
 
 
 def as_source(obj: GaussianMixture | TrainedModel) -> Source:

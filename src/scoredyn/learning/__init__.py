@@ -26,6 +26,7 @@ from .config import (
     validate,
 )
 from .data import DATASETS, Dataset, load_dataset
+from .datafiles import DATA_SUFFIXES, is_data_file, read_points
 from .losses import (
     OBJECTIVE_NAMES,
     OBJECTIVES,
@@ -46,7 +47,7 @@ __all__ = [
     "restore_rng", "rng_state_tensors", "save_checkpoint",
     "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "RunConfig", "TrainConfig",
     "apply_overrides", "config_from_dict", "config_to_dict", "dump_toml", "load_toml", "validate",
-    "DATASETS", "Dataset", "load_dataset",
+    "DATASETS", "Dataset", "load_dataset", "DATA_SUFFIXES", "is_data_file", "read_points",
     "OBJECTIVE_NAMES", "OBJECTIVES", "DiscreteTime", "ImportanceTime", "LogNormalTime", "Objective",
     "TimeSampler", "UniformTime", "make_objective",
     "EGNN", "MLP", "NETS", "FourierEmbedding", "SinusoidalEmbedding", "UNet", "build_net",

@@ -53,6 +53,16 @@ class TrainedModel:
     def field_dim(self) -> int:
         return int(self.info["dim"])
 
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's points in the data's own coordinates: a data file's standardization (recorded in
+        ``run.json`` as ``data_file.standardize``) undone, ``mean + std * x``; else ``x`` itself."""
+        standardize = (self.info.get("data_file") or {}).get("standardize")
+        if not standardize:
+            return x
+        mean = torch.tensor(standardize["mean"], dtype=x.dtype, device=x.device)
+        std = torch.tensor(standardize["std"], dtype=x.dtype, device=x.device)
+        return mean + std * x
+
     def moments_law(self) -> GaussianMixture:
         """The Gaussian with the training data's mean and covariance (a start for the samplers).
         A jitter of ``1e-6`` times the mean variance keeps it proper where pixels are constant."""

@@ -96,6 +96,11 @@ class Trainer:
         self.data: Dataset = data if data is not None else load_dataset(
             config.data.name, n=config.data.n, seed=config.data.seed
         )
+        if self.data.x.shape[0] < config.optim.batch_size:
+            raise ValueError(
+                f"{config.data.name} has {self.data.x.shape[0]} training points, fewer than the batch size "
+                f"{config.optim.batch_size} (lower optim.batch_size, or give more points)"
+            )
         self.process: Process = resolve_process(config.objective.process)
         mc = config.model
         self.sigma_data = float(mc.sigma_data) if mc.sigma_data > 0 else float(self.data.x.std())
@@ -249,6 +254,7 @@ class Trainer:
             "sigma_data": self.sigma_data,
             "data_mean": mean.tolist(),
             "data_cov": cov.tolist(),
+            **({"data_file": self.data.source} if self.data.source is not None else {}),
             "versions": versions(),
         }
 
