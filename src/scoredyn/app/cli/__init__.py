@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from . import bench, core, grids, likelihood, pages, physics, training  # noqa: F401  (each registers its commands on the app)
+from . import bench, core, figures, grids, likelihood, pages, physics, training  # noqa: F401  (each registers its commands on the app)
 from ._common import BadInput, app
 
 __all__ = ["app", "main"]

@@ -4,5 +4,6 @@ class derives the rest (drift, diffusion, log-SNR, the inversions sigma <-> t, t
 from .base import Process, Transition
 from .continuous import EDM, OU, VE, VP, Linear, SubVP
 from .discrete import DDPMSchedule
+from .forward import simulate_forward
 
-__all__ = ["Process", "Transition", "VP", "SubVP", "VE", "EDM", "OU", "Linear", "DDPMSchedule"]
+__all__ = ["Process", "Transition", "VP", "SubVP", "VE", "EDM", "OU", "Linear", "DDPMSchedule", "simulate_forward"]
