@@ -144,3 +144,16 @@ def test_bad_class_options(tmp_path, monkeypatch, capsys, args, message):
                       "--out", tmp_path / "a.npz", *args)  # fmt: skip
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "a.npz").exists()
+
+
+def test_export_writes_weights_that_sample_the_same(run_dir, tmp_path):
+    dest = tmp_path / "exported"
+    run_cli("export", "--checkpoint", run_dir, "--out", dest)
+    assert {p.name for p in dest.iterdir()} == {"model.safetensors", "run.json"}
+    a, b = load_trained(run_dir), load_trained(dest)
+    x = torch.randn(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.field.score(x, 0.3), b.field.score(x, 0.3), rtol=0, atol=0)
+    for args, phrase in ((("--format", "diffusers"), "not available"), (("--format", "onnx"), "--format must be"),
+                         ((), "not empty")):  # fmt: skip
+        proc = run_cli("export", "--checkpoint", run_dir, "--out", dest, *args, check=False)
+        assert proc.returncode == 2 and phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

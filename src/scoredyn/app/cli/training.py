@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from ...core.registry import PROCESSES
-from ._common import app, check_device, err
+from ._common import app, check_device, err, fail
 
 
 @app.command()
 def train(
-    data: Annotated[str | None, typer.Option(help="dataset: a toy, a mixture name or .json, or digits")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="dataset: a toy, a mixture name or .json, digits, or points in .csv/.npy/.npz")
+    ] = None,
     objective: Annotated[str | None, typer.Option(help="training objective (see README)")] = None,
     process: Annotated[str | None, typer.Option(help=f"forward process: {', '.join(PROCESSES)}")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (checkpoints, logs)")] = None,
@@ -64,3 +66,32 @@ def train(
         f"trained {cfg.objective.name} on {cfg.data.name} to step {result.step}{resumed}: loss {result.loss:.4g}, "
         f"{result.seconds:.1f}s, {result.samples_per_second:.0f} samples/s; wrote {cfg.run.out}"
     )
+
+
+#: Why ``--format diffusers`` is refused: the project's networks are not diffusers' classes.
+NO_DIFFUSERS = (
+    "--format diffusers is not available: the project's networks take (c_in x, log(sigma/alpha)/4) and predict "
+    "in the run's parameterization, while a diffusers UNet2DModel takes (x, an integer timestep) with its own "
+    "block layout; no weight mapping reproduces the model. Export --format scoredyn (safetensors + run.json), "
+    "which load_trained reads and scoredyn.fields.from_callable can wrap"
+)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Option(help="a run folder of `scoredyn train`")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write model.safetensors and run.json into")],
+    fmt: Annotated[str, typer.Option("--format", help="scoredyn (diffusers: refused, see the README)")] = "scoredyn",
+) -> None:
+    """Write a run's EMA weights as model.safetensors beside its run.json: a small folder that
+    `--checkpoint` and load_trained read (no optimizer state)."""
+    from ...learning import export_model
+
+    if fmt == "diffusers":
+        fail(NO_DIFFUSERS)
+    if fmt != "scoredyn":
+        fail(f"--format must be scoredyn or diffusers, got {fmt!r}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        fail(f"--out {out_dir} exists and is not empty")
+    dest = export_model(checkpoint, out_dir)
+    err.print(f"wrote {dest}/model.safetensors and {dest}/run.json")
