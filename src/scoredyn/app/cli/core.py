@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -49,9 +50,15 @@ def sample(
     guidance: Annotated[float, typer.Option(help="guidance weight w (1: the conditional law)")] = 1.0,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     float32: Annotated[bool, typer.Option("--float32", help="particles in float32 (default float64)")] = False,
+    block_size: Annotated[
+        int | None,
+        typer.Option(help="draw in blocks of this many particles, each with its own seed (the layout torchrun uses)"),
+    ] = None,
 ) -> None:
     """Draw samples with a named sampler and the exact field of a target, or the field of a trained
-    checkpoint (read on the sampler's process at equal SNR); write an .npz."""
+    checkpoint (read on the sampler's process at equal SNR); write an .npz. Under `torchrun` the
+    particles are drawn in blocks shared out across the processes, and rank 0 writes the file: the
+    same samples for any number of processes."""
     tuned = None
     if grid is not None and grid.endswith(".json"):
         tuned = load_grid_file(grid)  # run_sampler checks it against the sampler and the process
@@ -73,7 +80,13 @@ def sample(
     if not guidance >= 0:
         fail(f"--guidance must be >= 0, got {guidance}")
     klass = None if label is None else int(label)
+    if block_size is not None and block_size < 1:
+        fail(f"--block-size must be a positive integer, got {block_size}")
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
+    options = {"steps": steps, "levels": levels, "process": process, "grid": tuned or grid, "start": start,
+               "dtype": torch.float32 if float32 else torch.float64, "label": klass, "guidance": guidance}  # fmt: skip
+    if block_size is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _sample_in_blocks(source, sampler, n, seed, block_size, dev, out_path, options)
     recipe = resolve_sampler(sampler)
     total = 1000 if recipe.adaptive else levels if recipe.per_level else steps
     times: list[float] = []
@@ -88,22 +101,7 @@ def sample(
     t0 = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(f"{sampler} on {source_name}", total=total)
-        result, settings = run_sampler(
-            source,
-            sampler,
-            steps=steps,
-            n=n,
-            seed=seed,
-            levels=levels,
-            process=process,
-            grid=tuned or grid,
-            start=start,
-            dtype=torch.float32 if float32 else torch.float64,
-            device=dev,
-            callback=advance,
-            label=klass,
-            guidance=guidance,
-        )
+        result, settings = run_sampler(source, sampler, n=n, seed=seed, device=dev, callback=advance, **options)
     wall = time.perf_counter() - t0
     x = result.x.detach().cpu().double().numpy()
     if not np.isfinite(x).all():
@@ -113,6 +111,29 @@ def sample(
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
     for line in diagnostic_lines(result.info):
         err.print(line)
+
+
+def _sample_in_blocks(source, sampler: str, n: int, seed: int, block_size, device: str, out_path: Path, options):
+    """``sample`` in particle blocks (``app.blocks``), shared out across the processes of ``torchrun``
+    (each on its own GPU under CUDA); rank 0 writes the file."""
+    from ...learning.distributed import init_distributed
+    from ..blocks import BLOCK_SIZE, sample_blocks
+
+    ranks, dev = init_distributed(device)
+    t0 = time.perf_counter()
+    x, settings = sample_blocks(source, sampler, n=n, seed=seed, block_size=block_size or BLOCK_SIZE, ranks=ranks,
+                                device=str(dev), **options)  # fmt: skip
+    if not ranks.main:
+        return
+    wall = time.perf_counter() - t0
+    x = x.double().numpy()
+    if not np.isfinite(x).all():
+        fail(f"{sampler} produced NaN or inf; nothing written")
+    settings.update(wall_s=wall, versions=versions())
+    nfe = settings["nfe"]
+    atomic_savez(out_path, samples=x, nfe=np.int64(nfe), settings=np.array(json.dumps(settings)))
+    err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {nfe}, {settings['blocks']} blocks "
+              f"over {ranks.world} process{'es' * (ranks.world > 1)}, {wall:.2f}s")  # fmt: skip
 
 
 def diagnostic_lines(info: dict | None) -> list[str]:
@@ -155,6 +176,9 @@ def evaluate(
     samples: Annotated[Path, typer.Option(help=".npz from `scoredyn sample` (its 'samples'), or .npy")],
     target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="judge against a trained run's data")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="judge against the points of a .csv/.npy/.npz file (floor: between its halves)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
     metrics: Annotated[str | None, typer.Option(help=f"comma-separated, from: {', '.join(METRICS)}")] = None,
@@ -165,12 +189,19 @@ def evaluate(
     """Score samples against a target: two-sample metrics against fresh exact samples, one-sample
     metrics against the exact law (mode_tv_exact, energy_exact, mmd_exact, ksd), each beside its
     floor with a 95% interval for the ratio. A checkpoint's samples are judged against the data it
-    was trained on (its exact mixture, fresh toy points, or held-out digits)."""
+    was trained on (its exact mixture, fresh toy points, held-out digits or held-out points of its data file);
+    with --reference, against the points of a data file, the floor measured between two halves of it."""
     if pair_budget < 1:
         fail(f"--pair-budget must be >= 1, got {pair_budget}")
     names = _metric_names(metrics)
     x = load_samples(samples)
-    if checkpoint is not None and target is None:
+    if reference is not None:
+        from ..quality import judge_against_file
+
+        if target is not None or checkpoint is not None:
+            fail("give one of --target, --checkpoint and --reference")
+        report = judge_against_file(torch.from_numpy(x), str(reference), seed=seed)
+    elif checkpoint is not None and target is None:
         from ...learning import read_run
         from ..quality import judge_samples
 
@@ -285,10 +316,21 @@ def demo(
     ] = 0,
 ) -> None:
     """The particle-dynamics study on mog6: score drift, annealed Langevin, SVGD, and every diffusion
-    sampler on the exact field; prints the table, writes table.json, table.md, samples.npz and report.html."""
+    sampler on the exact field, plus each diffusion sampler's error against its number of field
+    evaluations; prints the table, writes table.json, table.md, samples.npz and report.html."""
     from ...core.targets import mog6
-    from ..report import build_report
-    from ..study import MAIN_RUNS, default_workers, langevin_steps_sweep, svgd_sweep
+    from ..report import SWEEP_KEY, build_report
+    from ..study import (
+        MAIN_RUNS,
+        SWEEP_BUDGETS,
+        SWEEP_METRICS,
+        SWEEP_N,
+        accuracy_sweep,
+        default_workers,
+        langevin_steps_sweep,
+        svgd_sweep,
+        sweep_points,
+    )
 
     if n < 10:
         fail(f"--n must be at least 10, got {n}")
@@ -300,6 +342,7 @@ def demo(
         sections += [("langevin_steps", langevin_steps_sweep()), ("svgd_sweep", svgd_sweep(n=min(n, 1000)))]
     if large:  # SVGD is O(N^2) per step: (C) stays at its own N; (B)'s corrections come along
         sections.append((LARGE_SECTION, [run for run in MAIN_RUNS if run.label.startswith(("(A)", "(B)"))]))
+    sections.append((SWEEP_SECTION, accuracy_sweep(n=min(n, SWEEP_N))))  # last: its rows are the cheapest
     t0 = time.perf_counter()
     workers = workers or default_workers()
     if workers == 1:
@@ -308,12 +351,17 @@ def demo(
     else:
         tables, all_samples, figures = _demo_study_parallel(target, sections, n, seed, workers)
     wall = time.perf_counter() - t0
+    sweep = {"n": min(n, SWEEP_N), "seed": seed, "budgets": list(SWEEP_BUDGETS), "metrics": list(SWEEP_METRICS),
+             "points": sweep_points(tables.pop(SWEEP_SECTION))}  # fmt: skip
     for name, rows in tables.items():
-        out.print(_rich_table(name, rows))
-    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": versions(), "tables": tables}
+        out.print(_rich_table(name, rows, n))
+    doc = {"target": target.to_dict(), "n": n, "seed": seed, "wall_s": wall, "versions": versions(), "tables": tables,
+           SWEEP_KEY: sweep}  # fmt: skip
     atomic_write_json(out_dir / "table.json", doc)
     atomic_write_text(out_dir / "table.md", _markdown(doc))
     atomic_savez(out_dir / "samples.npz", **{k: v.cpu().numpy() for k, v in all_samples.items()})
+    if figures is not None:
+        figures.insert(1, _accuracy_html(sweep))  # the rows it needs came in last
     build_report(out_dir, figures=figures)
     err.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s; wrote {out_dir}/table.json, table.md, samples.npz, "
@@ -321,10 +369,21 @@ def demo(
     )
 
 
-def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_samples=None):
+def _accuracy_html(sweep: dict) -> str:
+    from ..report import accuracy_figure
+
+    return accuracy_figure(sweep, "mog6")
+
+
+def _section_n(name: str, n: int) -> int:
+    return LARGE_N if name == LARGE_SECTION else n
+
+
+def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_samples=None, on_section=None):
     """Every section's rows (in this process, or in ``pool``): the tables and the samples by
-    ``section/label``."""
-    from ..study import run_study
+    ``section/label`` (those of the main and sweep sections; the large runs and the accuracy sweep
+    are scored, not kept). ``on_section(name, rows)`` is called as each section completes."""
+    from ..study import SWEEP_METRICS, run_study
 
     tables, all_samples = {}, {}
     with progress() as bar:
@@ -333,50 +392,52 @@ def _demo_study(target, sections, n: int, seed: int, pool=None, order=None, on_s
             rows, samples = run_study(
                 target,
                 runs,
-                LARGE_N if name == LARGE_SECTION else n,
+                _section_n(name, n),
                 seed,
                 on_row=lambda _r, t=task: bar.advance(t),
                 pool=pool,
                 order=order,
                 on_samples=on_samples if name == "main" else None,
+                **({"metrics": SWEEP_METRICS} if name == SWEEP_SECTION else {}),
             )
             tables[name] = rows
-            if name != LARGE_SECTION:  # the large runs are scored, not kept (1.6 MB each)
+            if name not in (LARGE_SECTION, SWEEP_SECTION):  # the large runs' samples are 1.6 MB each
                 all_samples.update({f"{name}/{k}": v for k, v in samples.items()})
+            if on_section is not None:
+                on_section(name, rows)
     return tables, all_samples
 
 
 def _demo_study_parallel(target, sections, n: int, seed: int, workers: int):
     """The study's rows in ``workers`` processes while a thread of this one renders the report's
-    figures: those of the target at once, the sample clouds as soon as their rows are in (the
-    rows the clouds show start first, the costliest first among them and among the rest)."""
+    figures: those of the target at once, the sample clouds of every run as soon as the main rows
+    are in (while the other sections run). The accuracy figure needs the sweep, which runs last:
+    the caller renders it (``demo_figures``'s order, second)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..report import clouds_figure, is_cloud_run, target_figures
-    from ..study import run_cost, study_pool
+    from ..report import clouds_figure, target_figures
+    from ..study import study_pool
 
-    cloud_labels = {r.label for r in sections[0][1] if is_cloud_run(r.label)}
-    clouds: dict = {}
     threads = torch.get_num_threads()
     with study_pool(workers) as pool:  # forked before any thread of ours starts
         torch.set_num_threads(1)  # the cores are the workers'; the figures take what is left
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="figures") as painter:
-                static = painter.submit(target_figures, target)
+                static = painter.submit(target_figures, target, seed)
+                clouds: dict = {}
                 cloud_fig = None
 
                 def on_samples(label: str, x: torch.Tensor) -> None:
+                    clouds[label] = x
+
+                def on_section(name: str, rows: list[dict]) -> None:
                     nonlocal cloud_fig
-                    if label in cloud_labels:
-                        clouds[label] = x
-                        if len(clouds) == len(cloud_labels):
-                            ordered = {lb: clouds[lb] for lb in (r.label for r in sections[0][1]) if lb in clouds}
-                            cloud_fig = painter.submit(clouds_figure, target, ordered)
+                    if name == "main":  # every main row is in: their clouds, in the table's order
+                        ordered = {r["label"]: clouds[r["label"]] for r in rows}
+                        titles = {r["label"]: r.get("short") or r["label"] for r in rows}
+                        cloud_fig = painter.submit(clouds_figure, target, ordered, titles, n=n)
 
-                def order(run):
-                    return (run.label not in cloud_labels, -run_cost(run, n))
-
-                tables, all_samples = _demo_study(target, sections, n, seed, pool, order, on_samples)
+                tables, all_samples = _demo_study(target, sections, n, seed, pool, None, on_samples, on_section)
                 figures = [cloud_fig.result() if cloud_fig is not None else ""] + static.result()
         finally:
             torch.set_num_threads(threads)
@@ -391,31 +452,55 @@ _COLS = (
 )
 LARGE_N = 100_000
 LARGE_SECTION = f"large N = {LARGE_N:,}"
+SWEEP_SECTION = "accuracy_vs_nfe"
 
 
-def _rich_table(name: str, rows: list[dict]) -> Table:
-    table = Table(title=f"mog6 — {name}")
-    table.add_column("run")
-    table.add_column("N", justify="right")
-    for _, head in _COLS:
-        table.add_column(f"{head} (floor)", justify="right")
-    for head in ("NFE", "wall s"):
+def _rich_table(name: str, rows: list[dict], n: int) -> Table:
+    """The terminal's table (140 columns when piped): each metric as value (value / floor), 3
+    significant figures and ratios to 2 decimals, ✓ after the runs within the floor
+    (``study.row_within_floor``)."""
+    from ..study import row_within_floor, run_setup, section_title, significant
+
+    table = Table(title=f"mog6 — {section_title(name, _section_n(name, n))}", caption=_FLOOR_NOTE)
+    table.add_column("run", min_width=20)
+    table.add_column("process, grid, steps", max_width=15)
+    for head in ("N", "NFE"):
         table.add_column(head, justify="right")
+    for _, head in _COLS:
+        table.add_column(head, justify="right")
+    table.add_column("wall s", justify="right")
     for r in rows:
-        cells = [f"{r[k]['value']:.4f} ({r[k]['floor']:.4f})" for k, _ in _COLS]
-        table.add_row(r["label"], str(r["n"]), *cells, str(r["nfe"]), f"{r['wall_s']:.2f}")
+        cells = [f"{significant(r[k]['value'])} ({r[k]['ratio']:.2f})" if k in r else "" for k, _ in _COLS]
+        label = r["label"] + (" ✓" if row_within_floor(r) else "")
+        setup = ", ".join(x for x in run_setup(r) if x)
+        table.add_row(label, setup, f"{r['n']:,}", f"{r['nfe']:,}", *cells, f"{r['wall_s']:.2f}")
     return table
 
 
+_FLOOR_NOTE = (
+    "Each metric: value (value / floor); floor: the metric between two exact sample sets of the same size. "
+    "✓: within the floor (the 95% interval of value / floor reaches 1 for mode TV to p, mode TV and energy)."
+)
+
+
 def _markdown(doc: dict) -> str:
-    lines = [f"# scoredyn demo: mog6, N = {doc['n']}, seed {doc['seed']}", ""]
+    from ..study import row_within_floor, run_setup, section_title, significant
+
+    lines = [f"# scoredyn demo: mog6, N = {doc['n']}, seed {doc['seed']}", "", _FLOOR_NOTE, ""]
     for name, rows in doc["tables"].items():
-        lines += [f"## {name}", ""]
-        lines.append("| run | N | " + " | ".join(f"{h} | floor" for _, h in _COLS) + " | NFE | wall s |")
-        lines.append("|---|---:|" + "---:|---:|" * len(_COLS) + "---:|---:|")
+        lines += [f"## {section_title(name, _section_n(name, doc['n']))}", ""]
+        metric_heads = " | ".join(f"{h} | floor | ÷ floor" for _, h in _COLS)
+        lines.append(f"| run | N | process | grid | steps | NFE | {metric_heads} | wall s | within floor |")
+        lines.append("|---|---:|---|---|---:|---:|" + "---:|---:|---:|" * len(_COLS) + "---:|:---:|")
         for r in rows:
-            cells = " | ".join(f"{r[k]['value']:.4f} | {r[k]['floor']:.4f}" for k, _ in _COLS)
-            lines.append(f"| {r['label']} | {r['n']} | {cells} | {r['nfe']} | {r['wall_s']:.2f} |")
+            cells = " | ".join(
+                f"{significant(r[k]['value'])} | {significant(r[k]['floor'])} | {r[k]['ratio']:.2f}"
+                if k in r else " | | " for k, _ in _COLS
+            )  # fmt: skip
+            process, grid, steps = run_setup(r)
+            mark = "✓" if row_within_floor(r) else ""
+            lines.append(f"| {r['label']} | {r['n']} | {process} | {grid} | {steps} | {r['nfe']} | {cells} | "
+                         f"{r['wall_s']:.2f} | {mark} |")  # fmt: skip
         lines.append("")
     lines.append(f"Total wall time {doc['wall_s']:.1f} s; versions {doc['versions']}.")
     return "\n".join(lines) + "\n"

@@ -27,11 +27,14 @@ __all__ = ["animate", "sampler_frames", "Frames"]
 @dataclass(frozen=True)
 class Frames:
     """Particles over a run: ``x`` ``(T, N, D)``, the noise level ``sigma_hat`` of each frame
-    (``NaN`` for the start, which sits before the first level), and what produced them."""
+    (``NaN`` for the start, which sits before the first level), what produced them, and where known
+    the time ``t`` of each frame (``NaN`` for the start) on the named ``process``."""
 
     x: np.ndarray
     sigma_hat: np.ndarray
     label: str
+    times: np.ndarray | None = None
+    process: str | None = None
 
 
 def sampler_frames(
@@ -55,8 +58,17 @@ def sampler_frames(
     t = torch.tensor(times, dtype=torch.float64)
     sh = (process.sigma(t) / process.alpha(t)).numpy()
     path = as_numpy(result.path)
-    sh = np.concatenate([np.full(path.shape[0] - sh.size, np.nan), sh])  # the start has no callback
-    return Frames(path, sh, f"{sampler} ({steps} steps{' per level' if settings['levels'] else ''})")
+    pad = np.full(path.shape[0] - sh.size, np.nan)  # the start has no callback
+    label = f"{sampler} ({steps} steps{' per level' if settings['levels'] else ''})"
+    return Frames(path, np.concatenate([pad, sh]), label, np.concatenate([pad, t.numpy()]), settings["process"])
+
+
+def _noised_laws(law: GaussianMixture, frames: Frames) -> list[GaussianMixture]:
+    """``law`` noised to each frame's time on the frames' process (the start: the first level's)."""
+    process = resolve_process(frames.process)
+    times = np.asarray(frames.times, dtype=np.float64)
+    first = times[np.isfinite(times)][0] if np.isfinite(times).any() else process.t_max
+    return [law.noised(process, float(t if np.isfinite(t) else first)) for t in times]
 
 
 def animate(
@@ -69,6 +81,7 @@ def animate(
     title: str | None = None,
     labels: Sequence[str] | None = None,
     dpi: int = 90,
+    noised: bool = False,
 ) -> Path:
     """Write particles moving as a GIF (Pillow) or MP4 (ffmpeg), atomically.
 
@@ -85,6 +98,10 @@ def animate(
         title: the title above the film.
         labels: one caption per frame.
         dpi: resolution.
+        noised: also shade, under each frame, the density the particles should follow at that
+            frame's time: ``density`` noised by the run's process, ``p_t = sum_k pi_k N(alpha mu_k,
+            alpha^2 Sigma_k + sigma^2 I)`` (needs ``Frames`` with times, as ``sampler_frames`` makes;
+            the start shows the first level's).
 
     Returns:
         the path written.
@@ -97,9 +114,14 @@ def animate(
         raise ValueError("writing .mp4 needs ffmpeg on the PATH; write a .gif instead")
     if not isinstance(fps, int) or fps < 1:
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
-    captions, default_title = None, None
+    captions, default_title, laws_t = None, None, None
+    if noised:
+        if density is None or not isinstance(frames, Frames) or frames.times is None or frames.process is None:
+            raise ValueError("noised needs a density and Frames with times and a process (from sampler_frames)")
+        laws_t = _noised_laws(marginal(density), frames)
     if isinstance(frames, Frames):
-        captions = ["start" if np.isnan(s) else rf"$\hat\sigma = {s:.3g}$" for s in frames.sigma_hat]
+        # plain text, not mathtext: a film re-lays its caption out at every frame
+        captions = ["start" if np.isnan(s) else f"σ/α = {s:.3g}" for s in frames.sigma_hat]
         default_title, frames = frames.label, frames.x
     x = as_numpy(frames)
     if x.ndim != 3 or x.shape[2] < 2 or x.shape[0] < 1:
@@ -122,6 +144,13 @@ def animate(
 
     fig, axes = new_figure(1, 1, panel=(4.6, 4.4), plane=True)
     ax = axes[0, 0]
+    shade = None
+    if laws_t is not None:  # each frame's own p_t, scaled to its own peak (the levels span 200x in sigma)
+        X, Y, _ = plane_grid(lims, 90)
+        shades = [density_on(law_t, X, Y) for law_t in laws_t]
+        shades = [d / max(float(d.max()), 1e-300) for d in shades]
+        shade = ax.imshow(shades[0], origin="lower", extent=lims, cmap="Blues", vmin=0.0, vmax=1.6, aspect="auto",
+                          interpolation="bilinear")  # fmt: skip
     if law is not None:
         X, Y, _ = plane_grid(lims, 120)
         p = density_on(law, X, Y)
@@ -132,16 +161,20 @@ def animate(
     ax.set_xlim(lims[0], lims[1])
     ax.set_ylim(lims[2], lims[3])
     ax.set_aspect("equal")
-    ax.set_xlabel(r"$x_1$")
-    ax.set_ylabel(r"$x_2$")
+    ax.set_xlabel("x₁")  # plain text: every frame draws its labels again, and mathtext is slow to lay out
+    ax.set_ylabel("x₂")
     caption = ax.set_title(captions[0], fontsize=10)
     fig.suptitle(title or default_title or f"{x.shape[1]} particles")
 
     def draw(k: int):
         dots.set_offsets(x[k])
         caption.set_text(captions[k])
+        if shade is not None:
+            shade.set_data(shades[k])
         return dots, caption
 
+    fig.draw_without_rendering()  # lay the figure out once: the frames change no size, so each frame
+    fig.set_layout_engine("none")  # is drawn without running the (costly) constrained layout again
     film = FuncAnimation(fig, draw, frames=T, interval=1000 / fps, blit=False, repeat=False)
     writer = PillowWriter(fps=fps) if fmt == ".gif" else FFMpegWriter(fps=fps)
     with atomic_path(path) as tmp:

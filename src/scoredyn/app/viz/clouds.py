@@ -48,6 +48,7 @@ def sample_clouds(
     max_points: int = 4000,
     title: str | None = None,
     ncols: int | None = None,
+    panel: tuple[float, float] = (3.6, 3.4),
 ) -> Figure:
     """One panel per sampler: its particles, their KDE contours, and the true contours.
 
@@ -65,6 +66,7 @@ def sample_clouds(
             the KDE uses all of them.
         title: the figure title.
         ncols: panels per row (default: all in one row).
+        panel: the size of one panel in inches (small multiples: about ``(2.5, 2.4)``).
     """
     if not samples:
         raise ValueError("samples must hold at least one named cloud")
@@ -89,7 +91,8 @@ def sample_clouds(
 
     ncols = len(clouds) if ncols is None else max(1, min(int(ncols), len(clouds)))
     nrows = -(-len(clouds) // ncols)
-    fig, grid_axes = new_figure(nrows, ncols, plane=True)
+    small = panel[0] < 3.0  # small multiples: smaller titles and points, a fixed grid
+    fig, grid_axes = new_figure(nrows, ncols, panel=panel, plane=True, fixed=small)
     axes = grid_axes.ravel()
     for ax in axes[len(clouds) :]:
         ax.set_visible(False)
@@ -97,7 +100,8 @@ def sample_clouds(
         if truth is not None and levels.size:
             ax.contour(X, Y, truth, levels=levels, colors=INK, linewidths=1.2, linestyles=["--", "-"][: levels.size])
         shown = x[:max_points]
-        ax.scatter(shown[:, 0], shown[:, 1], s=4, color=NAVY, alpha=0.35, linewidths=0, rasterized=True)
+        ax.scatter(shown[:, 0], shown[:, 1], s=2.5 if small else 4, color=NAVY, alpha=0.35, linewidths=0,
+                   rasterized=True)  # fmt: skip
         est = kde_on(x, X, Y) if kde else None
         if est is not None:
             own = levels if levels is not None and levels.size else hdr_levels(est, area, MASSES)
@@ -107,10 +111,15 @@ def sample_clouds(
         ax.set_xlim(lims[0], lims[1])
         ax.set_ylim(lims[2], lims[3])
         ax.set_aspect("equal")
-        ax.set_title(f"{name}  (N = {x.shape[0]})", fontsize=10)
+        ax.set_title(f"{name}  (N = {x.shape[0]})", fontsize=8.5 if small else 10)
+        if small:  # small multiples share one window: tick labels on the outer panels only (below)
+            ax.tick_params(labelsize=7)
         ax.set_xlabel(f"$x_{{{d[0] + 1}}}$")
     for row in grid_axes:
         row[0].set_ylabel(f"$x_{{{d[1] + 1}}}$")
+    if small:
+        for ax in axes[: len(clouds)]:
+            ax.label_outer()
     handles = [Line2D([], [], ls="", marker="o", ms=4, color=NAVY, alpha=0.6, label="samples")]
     if kde:
         handles.append(Line2D([], [], color=ACCENT, lw=1.4, label="KDE of samples"))
@@ -118,9 +127,23 @@ def sample_clouds(
         source = "exact density" if law is not None else "KDE of reference samples"
         handles.append(Line2D([], [], color=INK, lw=1.2, label=f"truth ({source})"))
         handles.append(Line2D([], [], color="0.5", lw=1.0, ls="--", label="contours: 90% (dashed), 50% (solid) mass"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
-    fig.suptitle(title or (f"Samples against {target.name}" if target is not None else "Samples"))
+    suptitle = title or (f"Samples against {target.name}" if target is not None else "Samples")
+    if small:  # many panels: a fixed grid, as the constrained layout of dozens of axes is slow to draw
+        _fixed_grid(fig, nrows, ncols)
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+        fig.suptitle(suptitle, y=1.0 - 0.08 / fig.get_figheight())
+    else:
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+        fig.suptitle(suptitle)
     return fig
+
+
+def _fixed_grid(fig: Figure, nrows: int, ncols: int) -> None:
+    """Place small-multiple panels on a fixed grid with room, in inches, for the outer tick labels,
+    the axis labels, the panel titles, the legend below and the title above."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.85 / height, top=1 - 0.55 / height,
+                        wspace=0.08, hspace=0.22)  # fmt: skip
 
 
 def kde_on(x: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray | None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -28,15 +29,31 @@ TEAL = "#00798c"
 GOLD = "#edae49"
 NAVY = "#30638e"
 
+# colour-blind-safe qualitative palettes for figures with many lines or arrows
+#: Okabe & Ito (2008), "Color Universal Design": eight colours, black first
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+#: Paul Tol's "muted" scheme: nine colours that stay apart under the common colour-vision deficiencies
+TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499")
+#: markers that differ in shape, not only in size, to tell lines apart where colours repeat or blur
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
 
 def new_figure(
-    nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = (3.6, 3.4), plane: bool = False, **subplot_kw
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    panel: tuple[float, float] = (3.6, 3.4),
+    plane: bool = False,
+    fixed: bool = False,
+    **subplot_kw,
 ) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure of ``nrows x ncols`` panels on the Agg canvas, and its axes
     as a 2-D array (always 2-D, whatever the shape). ``plane``: panels of the plane with equal
-    aspect (the ``compressed`` layout, which keeps colour bars and labels clear of fixed-aspect axes)."""
+    aspect (the ``compressed`` layout, which keeps colour bars and labels clear of fixed-aspect axes).
+    ``fixed``: no layout engine (the caller places the panels, e.g. with ``subplots_adjust``): for
+    dozens of panels, whose constrained layout is slow to draw."""
     size = (panel[0] * ncols + 0.9, panel[1] * nrows + 0.5)
-    fig = Figure(figsize=size, layout="compressed" if plane else "constrained")
+    fig = Figure(figsize=size, layout=None if fixed else "compressed" if plane else "constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes
@@ -155,6 +172,78 @@ def evaluate(field: Field, method: str, pts: Tensor, t: float) -> np.ndarray:
     x = pts.to(torch.float64) if like is None else pts.to(like.device, like.dtype)
     with torch.no_grad():
         return as_numpy(getattr(field, method)(x, t))
+
+
+def label_line_ends(ax, ends: Sequence[tuple[str, float, float, object]], *, fontsize: float = 7.5) -> list:
+    """Direct labels: each line's name just right of the axes, at the height of its last point, moved
+    apart where they would overlap (a short leader joins a moved label to its line). Call it after
+    the axes' limits, scales and layout are final (``fig.draw_without_rendering()`` runs a
+    constrained layout): the spacing is worked out from the axes' height.
+
+    Args:
+        ax: the axes.
+        ends: ``(text, x, y, colour)`` of each line's last point, in data coordinates.
+        fontsize: the labels' size in points.
+
+    Returns:
+        the annotations, in the order of ``ends``.
+    """
+    if not ends:
+        return []
+    ax.get_xlim(), ax.get_ylim()  # settle the autoscaled limits before reading positions
+    to_axes = ax.transAxes.inverted()
+    heights = [float(to_axes.transform(ax.transData.transform((x, y)))[1]) for _, x, y, _ in ends]
+    bbox = ax.get_position()  # the axes' height in inches: labels need fontsize * 1.2 points each
+    gap = fontsize * 1.25 / 72.0 / max(bbox.height * ax.figure.get_figheight(), 1e-6)
+    placed = _spread(heights, gap)
+    notes = []
+    for (text, x, y, colour), h in zip(ends, placed, strict=True):
+        notes.append(
+            ax.annotate(
+                text, xy=(x, y), xycoords="data", xytext=(1.03, h), textcoords="axes fraction", fontsize=fontsize,
+                color=darker(colour), va="center", ha="left", annotation_clip=False,
+                arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.6, "shrinkA": 1, "shrinkB": 2},
+            )
+        )  # fmt: skip
+    return notes
+
+
+def _spread(heights: Sequence[float], gap: float) -> list[float]:
+    """Heights moved apart to at least ``gap``, in their own order, each group of crowded labels
+    centred on the mean of the heights it labels (so leaders stay short), then kept within [0, 1]
+    where they fit."""
+    order = np.argsort(heights, kind="stable")
+    want = np.asarray(heights, dtype=np.float64)[order]
+    clusters: list[list[int]] = []  # runs of labels placed gap apart, each centred on its members' mean
+    for i in range(want.size):
+        clusters.append([i])
+        while len(clusters) > 1 and _bottom(clusters[-1], want, gap) < _top(clusters[-2], want, gap) + gap:
+            last = clusters.pop()  # overlapping: merge, and centre the merged run again
+            clusters[-1] += last
+    ys = np.empty_like(want)
+    for c in clusters:
+        ys[c] = _bottom(c, want, gap) + gap * np.arange(len(c))
+    if ys[-1] - ys[0] > 1.0:  # more labels than the axes' height holds: centre them on it
+        ys += 0.5 - (ys[0] + ys[-1]) / 2
+    elif ys[0] < 0.0 or ys[-1] > 1.0:  # move the whole stack inside
+        ys += -ys[0] if ys[0] < 0.0 else 1.0 - ys[-1]
+    out = np.empty_like(ys)
+    out[order] = ys
+    return out.tolist()
+
+
+def _bottom(cluster: list[int], want: np.ndarray, gap: float) -> float:
+    return float(want[cluster].mean() - gap * (len(cluster) - 1) / 2)
+
+
+def _top(cluster: list[int], want: np.ndarray, gap: float) -> float:
+    return _bottom(cluster, want, gap) + gap * (len(cluster) - 1)
+
+
+def darker(colour, amount: float = 0.35) -> tuple[float, float, float]:
+    """``colour`` mixed with black by ``amount``: text in a line's colour that stays legible on white."""
+    r, g, b = to_rgb(colour)
+    return (r * (1 - amount), g * (1 - amount), b * (1 - amount))
 
 
 def _first_parameter(field: Field) -> Tensor | None:

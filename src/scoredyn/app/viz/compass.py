@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor
@@ -27,11 +29,9 @@ from torch import Tensor
 from ...core.fields import Field
 from ...core.targets import GaussianMixture
 from .common import (
-    ACCENT,
-    GOLD,
     INK,
-    NAVY,
-    TEAL,
+    OKABE_ITO,
+    TOL_MUTED,
     as_numpy,
     check_2d,
     density_on,
@@ -42,7 +42,13 @@ from .common import (
     plane_grid,
 )
 
-__all__ = ["noise_compass"]
+__all__ = ["noise_compass", "ARROWS"]
+
+#: the arrows' colours: Okabe-Ito blue and vermillion and Tol's wine, dark enough (contrast >= 3.8:1
+#: against white) to stand out on the light density image, and apart under colour-vision deficiencies
+ARROWS = {"predicted": OKABE_ITO[5], "reconstruction": OKABE_ITO[6], "true": TOL_MUTED[7]}
+#: the density image stays in the light part of its grey map (at most this far towards black)
+BACKGROUND_DEPTH = 0.35
 
 
 def noise_compass(
@@ -96,32 +102,39 @@ def noise_compass(
     ax = axes[0, 0]
     if target is not None:
         X, Y, _ = plane_grid(lims, grid)
+        density = density_on(target.noised(p, t), X, Y)
+        light_greys = ListedColormap(colormaps["Greys"](np.linspace(0.0, BACKGROUND_DEPTH, 256)))
         image = ax.imshow(
-            density_on(target.noised(p, t), X, Y), origin="lower", extent=lims, cmap="Blues", aspect="auto",
-            interpolation="bilinear",
-        )  # fmt: skip
+            density, origin="lower", extent=lims, cmap=light_greys, aspect="auto", interpolation="bilinear"
+        )  # light greys only: the arrows stay in front
         fig.colorbar(image, ax=ax, label=rf"$p_t(x)$ at $t = {t:.3g}$", shrink=0.85)
-    arrow = {"angles": "xy", "scale_units": "xy", "scale": 1.0, "width": 0.005}
+    # thick arrows with heads, outlined in white so that they stay visible where they cross each other
+    arrow = {"angles": "xy", "scale_units": "xy", "scale": 1.0, "width": 0.012, "headwidth": 3.2,
+             "headlength": 4.0, "headaxislength": 3.6, "edgecolor": "white", "linewidth": 0.7}  # fmt: skip
     handles = []
     if x0_np is not None:
         true_noise = xt_np - a * x0_np
-        ax.quiver(a * x0_np[:, 0], a * x0_np[:, 1], true_noise[:, 0], true_noise[:, 1], color=ACCENT, **arrow)
-        ax.scatter(x0_np[:, 0], x0_np[:, 1], marker="*", s=70, color=INK, zorder=4)
+        ax.quiver(a * x0_np[:, 0], a * x0_np[:, 1], true_noise[:, 0], true_noise[:, 1], color=ARROWS["true"],
+                  zorder=3, **arrow)  # fmt: skip
+        ax.scatter(x0_np[:, 0], x0_np[:, 1], marker="*", s=90, color=INK, edgecolors="white", linewidths=0.6,
+                   zorder=6)  # fmt: skip
         handles += [
-            Line2D([], [], color=ACCENT, lw=2, label=r"true noise $\sigma\epsilon$ (from $\alpha x_0$)"),
-            Line2D([], [], ls="", marker="*", ms=9, color=INK, label=r"$x_0$"),
+            Line2D([], [], color=ARROWS["true"], lw=3, label=r"true noise $\sigma\epsilon$ (from $\alpha x_0$)"),
+            Line2D([], [], ls="", marker="*", ms=10, color=INK, label=r"$x_0$"),
         ]
     start = xt_np - noise
-    ax.quiver(start[:, 0], start[:, 1], noise[:, 0], noise[:, 1], color=TEAL, **arrow)
+    ax.quiver(start[:, 0], start[:, 1], noise[:, 0], noise[:, 1], color=ARROWS["predicted"], zorder=4, **arrow)
     recon = x0_hat - xt_np
-    ax.quiver(xt_np[:, 0], xt_np[:, 1], recon[:, 0], recon[:, 1], color=GOLD, **arrow)
-    ax.scatter(xt_np[:, 0], xt_np[:, 1], s=28, color=NAVY, edgecolors="white", linewidths=0.6, zorder=5)
-    ax.scatter(x0_hat[:, 0], x0_hat[:, 1], marker="x", s=40, color=INK, zorder=5)
+    ax.quiver(xt_np[:, 0], xt_np[:, 1], recon[:, 0], recon[:, 1], color=ARROWS["reconstruction"], zorder=4, **arrow)
+    ax.scatter(xt_np[:, 0], xt_np[:, 1], s=40, color=INK, edgecolors="white", linewidths=0.8, zorder=5)
+    ax.scatter(x0_hat[:, 0], x0_hat[:, 1], marker="X", s=60, color=ARROWS["reconstruction"], edgecolors="white",
+               linewidths=0.6, zorder=5)  # fmt: skip
+    predicted, tweedie = ARROWS["predicted"], ARROWS["reconstruction"]
     handles += [
-        Line2D([], [], color=TEAL, lw=2, label=r"predicted noise $\sigma\hat\epsilon$ (from $\alpha\hat x_0$)"),
-        Line2D([], [], color=GOLD, lw=2, label=r"reconstruction $x_t \to \hat x_0$"),
-        Line2D([], [], ls="", marker="o", color=NAVY, label=r"$x_t$"),
-        Line2D([], [], ls="", marker="x", color=INK, label=r"$\hat x_0 = (x_t - \sigma\hat\epsilon)/\alpha$"),
+        Line2D([], [], color=predicted, lw=3, label=r"predicted noise $\sigma\hat\epsilon$ (from $\alpha\hat x_0$)"),
+        Line2D([], [], color=tweedie, lw=3, label=r"reconstruction $x_t \to \hat x_0$"),
+        Line2D([], [], ls="", marker="o", color=INK, label=r"$x_t$"),
+        Line2D([], [], ls="", marker="X", color=tweedie, label=r"$\hat x_0 = (x_t - \sigma\hat\epsilon)/\alpha$"),
     ]
     ax.set_xlim(lims[0], lims[1])
     ax.set_ylim(lims[2], lims[3])

@@ -6,9 +6,11 @@ The reverse-time family (Song et al. 2021, eqs. 6 and 13; DESIGN.md):
 .. math::
     dx = \\Big[f x - \\tfrac{1 + \\lambda^2}{2} g^2 \\nabla_x \\log p_t(x)\\Big] dt + \\lambda g\\, d\\bar w,
 
-with ``lambda = 1`` the reverse SDE (Anderson 1982) and ``lambda = 0`` the probability-flow ODE,
-whose paths never cross; both carry ``p_T`` to ``p_0``. The forward marginal is
-``x_t = alpha(t) x_0 + sigma(t) eps``.
+with ``lambda = 1`` the reverse SDE (Anderson 1982) and ``lambda = 0`` the probability-flow ODE;
+both carry ``p_T`` to ``p_0``. The ODE's velocity is Lipschitz in ``x``, so its solutions are unique:
+two particles never sit at the same point at the same time, and its paths in ``(x, t)`` never meet.
+Drawn in the plane, without ``t``, they may cross (one particle passes where another was earlier).
+The forward marginal is ``x_t = alpha(t) x_0 + sigma(t) eps``.
 """
 
 from __future__ import annotations
@@ -89,9 +91,10 @@ def trajectories(
     """Paths of the reverse SDE and of the probability-flow ODE from the same starts, side by side.
 
     Each path is drawn as segments coloured by the time ``t`` of the process (one colour bar):
-    the ODE's paths are smooth and do not cross, the SDE's wander and branch, and both end on the
-    data. Open circles mark the starts, dots the ends, grey lines the 50%/90% mass contours of
-    ``p_0`` where the target is known.
+    the ODE's paths are smooth and, as curves in ``(x, t)``, never meet (their drawn 2-D shadows
+    may cross, at different times), the SDE's wander, and both end on the data. Open circles mark
+    the starts, dots the ends, grey lines the 50%/90% mass contours of ``p_0`` where the target is
+    known.
 
     Args:
         field_or_target: a 2-D field, or an exact mixture (its exact field on ``process``).
