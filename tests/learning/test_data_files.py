@@ -157,3 +157,24 @@ def test_bad_data_files_stop_train_with_one_line_and_no_run_folder(tmp_path):
     few = _csv(tmp_path / "few.csv", POINTS[:40].tolist())
     proc = run_cli("train", "--data", few, "--out", tmp_path / "run-few", *TINY)
     assert proc.returncode == 2 and "fewer than the batch size" in proc.stderr and not (tmp_path / "run-few").exists()
+
+
+def test_evaluate_against_a_reference_file(tmp_path):
+    """``evaluate --reference``: the samples against one half of the file, the floor between the halves.
+    Fresh draws of the file's law are near the floor (below 3x); draws shifted by half a standard
+    deviation are far above it (fixed seeds: the bounds cannot flake)."""
+    points = tmp_path / "ref.npy"
+    np.save(points, RNG.normal(size=(2000, 2)))
+    good, bad = tmp_path / "good.npy", tmp_path / "bad.npy"
+    np.save(good, RNG.normal(size=(600, 2)))
+    np.save(bad, RNG.normal(size=(600, 2)) + 0.5)
+    ratios = {}
+    for name, path in (("good", good), ("bad", bad)):
+        proc = run_cli("evaluate", "--samples", path, "--reference", points, "--json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["reference"] == 1000 and report["real"] == 600
+        ratios[name] = report["energy"]["ratio"]
+    assert ratios["good"] < 3 < 10 < ratios["bad"]
+    proc = run_cli("evaluate", "--samples", good, "--reference", tmp_path / "missing.csv")
+    assert proc.returncode == 2 and "no such data file" in proc.stderr

@@ -27,7 +27,7 @@ from ..core.targets import POINT_CLOUDS
 from ..learning import is_data_file, load_dataset
 from ..metrics import energy_distance, evaluate, median_heuristic, mmd
 
-__all__ = ["judge_samples", "judge_against_points", "digits_classifier", "classify_digits"]
+__all__ = ["judge_samples", "judge_against_points", "judge_against_file", "digits_classifier", "classify_digits"]
 
 
 def judge_samples(samples: Tensor, data: str, *, n_train: int = 20000, data_seed: int = 0, seed: int = 0) -> dict:
@@ -77,6 +77,22 @@ def judge_against_points(samples: Tensor, reference: Tensor, real: Tensor, *, se
         value, floor = fn(x, ref), scale * fn(real, ref)
         report[name] = {"value": value, "floor": floor, "ratio": value / floor if floor > 0 else None}
     return report
+
+
+def judge_against_file(samples: Tensor, path: str, *, seed: int = 0) -> dict:
+    """``judge_against_points`` with the points of a data file (``learning.read_points``) cut in two halves
+    by a permutation seeded with ``seed``: the samples against the first half, the floor between the
+    halves."""
+    from ..learning import read_points
+
+    points = torch.from_numpy(read_points(path)[0])
+    if samples.shape[1] != points.shape[1]:
+        raise ValueError(f"samples are {samples.shape[1]}-D but the points in {path} are {points.shape[1]}-D")
+    if points.shape[0] < 4:
+        raise ValueError(f"{path} has {points.shape[0]} points: at least 4 are needed (two halves of 2)")
+    order = torch.randperm(points.shape[0], generator=torch.Generator().manual_seed(seed))
+    half = points.shape[0] // 2
+    return judge_against_points(samples, points[order[:half]], points[order[half:]], seed=seed)
 
 
 @lru_cache(maxsize=4)

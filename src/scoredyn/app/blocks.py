@@ -1,0 +1,92 @@
+"""Sampling in particle blocks, split across processes: the same samples for any number of processes.
+
+The ``N`` particles are cut into blocks of ``block_size``; block ``b`` is drawn by ``sampling.sample``
+with its own seed, ``block_seed(seed, b)``, so its start and every noise draw depend on the block alone,
+never on which process runs it. Under ``torchrun`` (``WORLD_SIZE > 1``) rank ``r`` runs blocks
+``r, r + K, r + 2K, ...`` and rank 0 gathers them in block order: the particles are those of one process
+running every block, for every ``K`` (gloo on the CPU, NCCL on GPUs, through ``learning.distributed``).
+
+Samplers whose particles interact (SVGD's kernel sums, SMC's resampling) are refused: a block would be
+its own population, and the law would depend on the block size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+from torch import Tensor
+
+from ..core.tensors import positive_int
+from ..learning.distributed import Ranks
+from .sampling import sample
+from .sources import as_source
+
+__all__ = ["BLOCK_SIZE", "INTERACTING", "block_seed", "block_ranges", "sample_blocks", "gather_blocks"]
+
+BLOCK_SIZE = 8192  # particles per block: large enough for vectorized steps, small enough to share out
+INTERACTING = frozenset({"svgd", "svgd-median", "smc"})
+
+
+def block_seed(seed: int, block: int) -> int:
+    """A 63-bit seed for block ``block`` of a run seeded ``seed`` (SHA-256 of both: unrelated streams)."""
+    digest = hashlib.sha256(f"scoredyn-block:{seed}:{block}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def block_ranges(n: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of the blocks of ``n`` particles."""
+    positive_int(n, "n")
+    positive_int(block_size, "block_size")
+    return [(b * block_size, min(n, (b + 1) * block_size)) for b in range(math.ceil(n / block_size))]
+
+
+def sample_blocks(
+    target, sampler: str, *, n: int, seed: int = 0, block_size: int = BLOCK_SIZE, ranks: Ranks | None = None, **options
+) -> tuple[Tensor | None, dict]:
+    """Draw ``n`` particles of ``sampler`` in blocks (module docstring), this process's share of them when
+    ``ranks`` has several processes; returns ``(x, settings)`` on rank 0 and ``(None, settings)`` elsewhere.
+
+    Args:
+        target, sampler, options: as ``sampling.sample`` takes them (``steps`` among the options).
+        n: particles in all.
+        seed: the run's seed; block ``b`` is drawn with ``block_seed(seed, b)``.
+        block_size: particles per block.
+        ranks: this process among the others (``learning.distributed.init_distributed``); one process
+            when ``None``.
+    """
+    if sampler in INTERACTING:
+        raise ValueError(
+            f"{sampler}'s particles interact: it cannot be drawn in blocks or across processes; run it in one process"
+        )
+    ranks = ranks or Ranks()
+    blocks = block_ranges(n, block_size)
+    mine: dict[int, Tensor] = {}
+    settings: dict = {}
+    for b in range(ranks.rank, len(blocks), ranks.world):
+        start, stop = blocks[b]
+        result, settings = sample(target, sampler, n=stop - start, seed=block_seed(seed, b), **options)
+        mine[b] = result.x.detach().cpu()
+        settings["nfe"] = result.nfe
+    x = gather_blocks(mine, blocks, ranks, as_source(target).dim, options.get("dtype", torch.float64))
+    settings.update({"n": n, "seed": seed, "blocks": len(blocks), "block_size": block_size, "processes": ranks.world})
+    settings.pop("diagnostics", None)  # per block; not one run's
+    return x, settings
+
+
+def gather_blocks(
+    mine: dict[int, Tensor], blocks: list[tuple[int, int]], ranks: Ranks, dim: int, dtype: torch.dtype
+) -> Tensor | None:
+    """The blocks of every process, in block order, on rank 0 (``None`` elsewhere). Each process writes
+    its blocks into a zero ``(N, D)`` tensor and the tensors are summed onto rank 0: every entry is one
+    block's value plus zeros, so the sum is exact (and nothing is pickled between the processes)."""
+    if ranks.world == 1:
+        return torch.cat([mine[b] for b in range(len(blocks))])
+    import torch.distributed as dist
+
+    full = torch.zeros(blocks[-1][1], dim, dtype=dtype)  # a process may hold no block (more processes than blocks)
+    for b, x in mine.items():
+        full[blocks[b][0] : blocks[b][1]] = x
+    dist.reduce(full, dst=0, op=dist.ReduceOp.SUM)
+    return full if ranks.main else None
