@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from scoredyn.app.blocks import block_ranges, block_seed, sample_blocks
+from scoredyn.app.blocks import block_ranges, sample_blocks
 from scoredyn.app.sampling import sample
 from scoredyn.core.targets import mog6
+from scoredyn.util.seeds import block_seed
 
 
 def test_blocks_are_sample_calls_with_their_own_seeds():
@@ -69,3 +70,24 @@ def test_torchrun_with_one_or_two_processes_writes_the_same_samples(tmp_path):
     assert loaded[1].shape == (3000, 2)
     np.testing.assert_array_equal(loaded[1], loaded[2])
     np.testing.assert_array_equal(loaded[1], loaded["plain"])
+
+
+def test_torchrun_likelihood_with_one_or_two_processes_gives_the_same_numbers(tmp_path):
+    """Each batch draws its Hutchinson probes from its own seed: rank-independent, so 1 and 2 processes
+    print the same log-likelihoods (the mean over all rows, from rank 0)."""
+    import json
+
+    def run(k):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        env.pop("WORLD_SIZE", None)
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(k), "--master_addr",
+                  "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
+        args = ["likelihood", "--data", "held-out", "--target", "mog6", "--n", "60", "--batch", "20", "--hutchinson", "2",
+                "--rtol", "1e-4", "--atol", "1e-4", "--json"]  # fmt: skip
+        proc = subprocess.run([*launch, "-m", "scoredyn", "--", *args], capture_output=True, text=True, env=env,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    one, two = run(1), run(2)
+    assert one["mean"] == two["mean"] and one["stderr"] == two["stderr"] and one["nfe"] == two["nfe"]

@@ -12,7 +12,6 @@ its own population, and the law would depend on the block size.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
@@ -20,19 +19,14 @@ from torch import Tensor
 
 from ..core.tensors import positive_int
 from ..learning.distributed import Ranks
+from ..util.seeds import block_seed
 from .sampling import sample
 from .sources import as_source
 
-__all__ = ["BLOCK_SIZE", "INTERACTING", "block_seed", "block_ranges", "sample_blocks", "gather_blocks"]
+__all__ = ["BLOCK_SIZE", "INTERACTING", "block_ranges", "sample_blocks", "gather_blocks"]
 
 BLOCK_SIZE = 8192  # particles per block: large enough for vectorized steps, small enough to share out
 INTERACTING = frozenset({"svgd", "svgd-median", "smc"})
-
-
-def block_seed(seed: int, block: int) -> int:
-    """A 63-bit seed for block ``block`` of a run seeded ``seed`` (SHA-256 of both: unrelated streams)."""
-    digest = hashlib.sha256(f"scoredyn-block:{seed}:{block}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def block_ranges(n: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, int]]:

@@ -20,8 +20,10 @@ from ..core.fields import AnalyticField, Field
 from ..core.processes import DDPMSchedule, Process
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
+from ..learning.distributed import Ranks, all_reduce
 from ..likelihood import bits_per_dim, dequantize, log_likelihood, variational_bound
 from ..samplers import start_distribution
+from ..util.seeds import block_seed
 
 __all__ = ["ESTIMATORS", "LikelihoodEstimate", "data_end_time", "estimate_likelihood", "source_field"]
 
@@ -105,8 +107,14 @@ def estimate_likelihood(
     batch: int = 1000,
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> LikelihoodEstimate:
     """``log p(x)`` of every row of ``x`` under ``source`` (see ``source_field``), in batches.
+
+    Batch ``b`` draws its noise (dequantization, probes, the bound's) from its own generator seeded
+    ``util.seeds.block_seed(seed, b)``, so the estimate of a row does not depend on which process
+    computes its batch: with ``ranks`` (``torchrun``), rank ``r`` solves batches ``r, r + K, ...`` and
+    every process ends with all the rows, the same as one process computes.
 
     Args:
         source: an exact ``GaussianMixture`` or a ``TrainedModel``.
@@ -121,6 +129,7 @@ def estimate_likelihood(
         batch: rows per solve.
         seed: seeds the dequantization noise, the probes and the bound's noise.
         on_batch: called with the number of rows done after each batch (a progress bar).
+        ranks: this process among ``torchrun``'s (``learning.distributed.init_distributed``).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
@@ -131,18 +140,21 @@ def estimate_likelihood(
     fld, prior, default_sigma = source_field(source, process)
     if x.ndim != 2 or x.shape[1] != prior.dim:
         raise ValueError(f"data must be (N, {prior.dim}) for this source, got {tuple(x.shape)}")
-    generator = torch.Generator().manual_seed(seed)
+    ranks = ranks or Ranks()
     x = x.to(torch.float64)
-    if dequantize_levels is not None:
-        x = dequantize(x, dequantize_levels, generator)
     sigma_min = default_sigma if sigma_min is None else sigma_min
     t0 = data_end_time(fld.process, sigma_min)
     schedule = DDPMSchedule()
-    logps, nfe = [], 0
-    for start in range(0, x.shape[0], batch):
+    starts = range(0, x.shape[0], batch)
+    logp, nfe = torch.zeros(x.shape[0], dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    for b in range(ranks.rank, len(starts), ranks.world):
+        start = starts[b]
         rows = x[start : start + batch]
+        generator = torch.Generator().manual_seed(block_seed(seed, b))
+        if dequantize_levels is not None:
+            rows = dequantize(rows, dequantize_levels, generator)
         if estimator == "vlb":
-            logps.append(variational_bound(fld, rows, schedule=schedule, generator=generator))
+            logp[start : start + batch] = variational_bound(fld, rows, schedule=schedule, generator=generator)
             nfe += schedule.num_steps  # one field evaluation per step of the bound
         else:
             res = log_likelihood(
@@ -156,11 +168,12 @@ def estimate_likelihood(
                 atol=atol,
                 generator=generator,
             )
-            logps.append(res.logp.detach())
+            logp[start : start + batch] = res.logp.detach()
             nfe += res.nfe
         if on_batch is not None:
             on_batch(rows.shape[0])
-    logp = torch.cat(logps)
+    # every row is one batch's value plus zeros from the other processes: the sums are exact
+    logp, nfe = all_reduce(logp, ranks), int(all_reduce(nfe, ranks))
     name = "ddpm-vlb" if estimator == "vlb" else ("ode-hutchinson" if hutchinson else "ode-exact")
     settings = {
         "estimator": name,

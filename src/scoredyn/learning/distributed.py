@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Ranks", "init_distributed", "all_reduce", "barrier", "data_parallel"]
+__all__ = ["Ranks", "init_distributed", "all_reduce", "barrier", "finish", "data_parallel"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ def barrier(ranks: Ranks) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def finish(ranks: Ranks) -> None:
+    """Leave the process group once every process is done (its background threads stop before the
+    interpreter exits; a process that just returns may abort in them)."""
+    if ranks.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def data_parallel(net: nn.Module, ranks: Ranks, device: torch.device) -> nn.Module:

@@ -38,7 +38,8 @@ def check_device(name: str) -> str:
     return name
 
 
-def progress() -> Progress:
+def progress(*, disable: bool = False) -> Progress:
+    """A progress bar on stderr (shown on a terminal, and not when ``disable``: another process's)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -46,7 +47,7 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=disable or not err.is_terminal,
     )
 
 

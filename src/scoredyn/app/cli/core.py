@@ -116,13 +116,14 @@ def sample(
 def _sample_in_blocks(source, sampler: str, n: int, seed: int, block_size, device: str, out_path: Path, options):
     """``sample`` in particle blocks (``app.blocks``), shared out across the processes of ``torchrun``
     (each on its own GPU under CUDA); rank 0 writes the file."""
-    from ...learning.distributed import init_distributed
+    from ...learning.distributed import finish, init_distributed
     from ..blocks import BLOCK_SIZE, sample_blocks
 
     ranks, dev = init_distributed(device)
     t0 = time.perf_counter()
     x, settings = sample_blocks(source, sampler, n=n, seed=seed, block_size=block_size or BLOCK_SIZE, ranks=ranks,
                                 device=str(dev), **options)  # fmt: skip
+    finish(ranks)
     if not ranks.main:
         return
     wall = time.perf_counter() - t0

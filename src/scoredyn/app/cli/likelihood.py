@@ -79,10 +79,13 @@ def likelihood(
         fail("--dequantize needs at least 2 levels (or 0 for continuous data)")
     if not (rtol > 0 and atol > 0):
         fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
+    from ...learning.distributed import finish, init_distributed
+
+    ranks, _ = init_distributed("cpu")  # under torchrun: the batches are shared out (the ODE runs on the CPU)
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=check_device(device))
     x = _data(data, source, n or None, seed)
     t0 = time.perf_counter()
-    with progress() as bar:
+    with progress(disable=not ranks.main) as bar:
         task = bar.add_task(f"log p on {source_name}", total=x.shape[0])
         result = estimate_likelihood(
             source,
@@ -97,7 +100,11 @@ def likelihood(
             batch=batch,
             seed=seed,
             on_batch=lambda rows: bar.advance(task, rows),
+            ranks=ranks,
         )
+    finish(ranks)
+    if not ranks.main:
+        return
     doc = result.to_dict()
     doc["settings"].update(source=source_name, data=data, wall_s=time.perf_counter() - t0, versions=versions())
     if as_json:
