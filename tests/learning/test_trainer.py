@@ -125,6 +125,63 @@ def test_sigkill_during_a_checkpoint_write_resumes_from_the_last_good_one(tmp_pa
     assert not any(p.name.startswith(".step-") for p in ckpts.iterdir())  # the debris is cleaned up
 
 
+KILLS = {
+    # before the first checkpoint (step 10): the log holds steps 5 (and 10 is not yet written)
+    "before the first checkpoint": "step == 5 and where == 'log'",
+    # a log line cut in the middle by the kill (step 15's record half written)
+    "mid-way through a log line": "step == 15 and where == 'log-half'",
+    # during the first checkpoint's tensors file
+    "during the first checkpoint": "step == 10 and where == 'checkpoint'",
+    # after the first checkpoint, with step 15 logged past it
+    "after the first checkpoint": "step == 15 and where == 'log'",
+}
+
+
+@pytest.mark.parametrize("moment", list(KILLS))
+def test_a_run_killed_at_any_moment_resumes_with_the_log_and_weights_of_an_uninterrupted_one(
+    tmp_path, uninterrupted, moment
+):
+    """SIGKILL (no cleanup) at four moments around the first checkpoint; the same command run again
+    ends with the uninterrupted run's weights bit for bit and its log: every step once, in order."""
+    ref_out, ref_state = uninterrupted
+    script = textwrap.dedent(
+        f"""
+        import json, os, signal, sys, tempfile
+        import scoredyn.learning.checkpoints as ck
+        import scoredyn.learning.trainer as tr
+        from scoredyn.learning import TrainConfig, Trainer, apply_overrides
+
+        def die(step, where):
+            if {KILLS[moment]!r} and eval({KILLS[moment]!r}):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        real_log, real_write = tr.Trainer._log, ck._write_atomic
+        def log(self, record):
+            if record["step"] == 15 and {moment!r} == "mid-way through a log line":
+                with open(self.out / "metrics.jsonl", "a") as fh:
+                    line = json.dumps(record)
+                    fh.write(line[: len(line) // 2]); fh.flush(); os.fsync(fh.fileno())
+                die(record["step"], "log-half")
+            real_log(self, record)
+            die(record["step"], "log")
+        def write(path, data):
+            if path.name == "step-00000010.safetensors":
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=ck._TMP_SUFFIX)
+                os.write(fd, data[: len(data) // 2]); os.fsync(fd)
+                die(10, "checkpoint")
+            real_write(path, data)
+        tr.Trainer._log, ck._write_atomic = log, write
+        Trainer(apply_overrides(TrainConfig(), {[*SMALL, f"run.out={tmp_path}"]!r})).fit()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env())
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    resumed = Trainer(small_config(tmp_path))
+    resumed.fit()
+    assert_bitwise_equal(state_of(resumed), ref_state)
+    assert losses(tmp_path) == losses(ref_out)
+
+
 class NaNAt:
     """An objective that turns NaN at one step (a diverging run, made deterministic)."""
 

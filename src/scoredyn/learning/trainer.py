@@ -284,20 +284,35 @@ class Trainer:
         return path
 
     def _resume(self) -> None:
+        """Continue from the newest good checkpoint, if any; either way the log keeps only what the
+        resumed state has done (a run killed before its first checkpoint starts its log again)."""
         sidecar = latest_checkpoint(self.out / "checkpoints")
-        if sidecar is None:
-            return
-        tensors, meta = load_checkpoint(sidecar)
-        _check_same_run(config_from_dict(meta["config"]), self.config)
-        self.model.load_state_dict(tensors["model"])
-        self.ema.load_state_dict(tensors["ema"])
-        optimizer_state_from_tensors(self.optimizer, tensors["optim"], meta["optim"])
-        restore_rng({"train": self.generator}, tensors["rng"])
-        self.step = int(meta["step"])
-        log = self.out / "metrics.jsonl"
-        if self.ranks.main and log.exists():  # drop records written after the checkpoint
-            lines = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-            atomic_write_text(log, "".join(ln + "\n" for ln in lines))
+        if sidecar is not None:
+            tensors, meta = load_checkpoint(sidecar)
+            _check_same_run(config_from_dict(meta["config"]), self.config)
+            self.model.load_state_dict(tensors["model"])
+            self.ema.load_state_dict(tensors["ema"])
+            optimizer_state_from_tensors(self.optimizer, tensors["optim"], meta["optim"])
+            restore_rng({"train": self.generator}, tensors["rng"])
+            self.step = int(meta["step"])
+        if self.ranks.main:
+            trim_log(self.out / "metrics.jsonl", self.step)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Keep the records of ``path`` (JSON lines) up to ``step``: those logged after the state a run
+    resumes from are logged again, and a line cut by a kill mid-write is dropped."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the tail of a write that a kill interrupted
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 # bookkeeping options that may differ between a run and its resumption
