@@ -33,6 +33,7 @@ __all__ = [
     "save_checkpoint",
     "latest_checkpoint",
     "load_checkpoint",
+    "read_tensors",
     "optimizer_state_to_tensors",
     "optimizer_state_from_tensors",
     "rng_state_tensors",
@@ -121,7 +122,7 @@ def load_checkpoint(
     """
     sidecar_path = Path(sidecar_path)
     path, meta = _verified_tensors_file(sidecar_path)
-    flat = safetensors.torch.load_file(path, device=str(device))
+    flat = read_tensors(path, device)
     groups: dict[str, dict[str, Tensor]] = {g: {} for g in meta["groups"]}
     for key, tensor in flat.items():
         group, _, name = key.partition("/")
@@ -129,6 +130,21 @@ def load_checkpoint(
             raise ValueError(f"checkpoint {path} has tensor {key!r} outside the groups {meta['groups']}")
         groups[group][name] = tensor
     return groups, meta
+
+
+def read_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """The tensors of a safetensors file, checked: a file that is not one (truncated, a pickle, a
+    ``torch.save`` archive) or holds non-finite floating-point values is one ``ValueError`` naming it.
+    safetensors parses its JSON header and raw buffers only: nothing is unpickled."""
+    path = Path(path)
+    try:
+        flat = safetensors.torch.load_file(path, device=str(device))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for every malformed file
+        raise ValueError(f"{path} is not a readable safetensors file ({' '.join(str(e).split())[:120]})") from None
+    for key, tensor in flat.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{path}: tensor {key!r} holds NaN or infinite values")
+    return flat
 
 
 # --- optimizer and RNG state ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+RUN_KEYS = ("config", "dim", "num_classes", "parameterization", "sigma_data")  # what rebuilding the field reads
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 PRETRAINED = ("digits",)  # shipped models: `--checkpoint digits` (benchmarks/train_digits.py made it)
 
@@ -93,9 +94,17 @@ def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
         raise ValueError(f"{directory} is not a scoredyn run folder (no {RUN_FILE})")
     try:
         info = json.loads(run_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{run_file} is not a readable run file: {' '.join(str(err).split())[:120]}") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{run_file} is not a run file: it holds a {type(info).__name__}, not an object")
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise ValueError(f"{run_file} is not a run file: it lacks {', '.join(missing)}")
+    try:
         return directory, info, config_from_dict(info["config"])
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{run_file} is not a valid run file: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{run_file} has an invalid config: {' '.join(str(err).split())[:120]}") from None
 
 
 def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
@@ -105,6 +114,7 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     energy = info["parameterization"] == "energy"
     net = build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
     sidecar = latest_checkpoint(directory / "checkpoints")
+    weights = sidecar
     if sidecar is not None:
         tensors, meta = load_checkpoint(sidecar)
         step = int(meta["step"])
@@ -114,12 +124,17 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         else:
             state = tensors["model"]
     elif (directory / "model.safetensors").exists():
-        from safetensors.torch import load_file
+        from .checkpoints import read_tensors
 
-        state, step = load_file(str(directory / "model.safetensors")), int(info.get("step", 0))
+        weights = directory / "model.safetensors"
+        state, step = read_tensors(weights), int(info.get("step", 0))
     else:
         raise ValueError(f"{directory} has no checkpoint and no model.safetensors")
-    net.load_state_dict(state)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:  # missing, unexpected or wrongly shaped tensors
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+        raise ValueError(f"{weights} does not fit the network of {directory / RUN_FILE}: {first[:160]}") from None
     net.eval().requires_grad_(False).to(device)
     process = resolve_process(config.objective.process)
     field_ = network_field(net, process, info["parameterization"], sigma_data=info["sigma_data"])

@@ -5,6 +5,7 @@ exit status 2 — never a traceback, never a half-written file."""
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -14,8 +15,14 @@ from ._common import BadInput, app
 __all__ = ["app", "main"]
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line (no source file, no source line): ``scoredyn: warning: ...``."""
+    return f"scoredyn: warning: {' '.join(str(message).split())}\n"
+
+
 def main() -> None:
-    """Entry point: run the app; user errors become one stderr line and exit status 2."""
+    """Entry point: run the app; user errors become one stderr line and exit status 2; warnings one line each."""
+    warnings.formatwarning = _one_line_warning
     try:
         rv = app(standalone_mode=False)
     except (BadInput, ValueError) as e:
