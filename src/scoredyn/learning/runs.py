@@ -130,6 +130,9 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         state, step = read_tensors(weights), int(info.get("step", 0))
     else:
         raise ValueError(f"{directory} has no checkpoint and no model.safetensors")
+    for key, tensor in state.items():  # weights, unlike a checkpoint's other entries, are always finite
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{weights}: weight {key!r} holds NaN or infinite values")
     try:
         net.load_state_dict(state)
     except RuntimeError as err:  # missing, unexpected or wrongly shaped tensors
