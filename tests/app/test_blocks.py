@@ -82,8 +82,8 @@ def test_torchrun_likelihood_with_one_or_two_processes_gives_the_same_numbers(tm
         env.pop("WORLD_SIZE", None)
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(k), "--master_addr",
                   "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
-        args = ["likelihood", "--data", "held-out", "--target", "mog6", "--n", "60", "--batch", "20", "--hutchinson", "2",
-                "--rtol", "1e-4", "--atol", "1e-4", "--json"]  # fmt: skip
+        args = ["likelihood", "--data", "held-out", "--target", "mog6", "--n", "60", "--batch", "20",
+                "--hutchinson", "2", "--rtol", "1e-4", "--atol", "1e-4", "--json"]  # fmt: skip
         proc = subprocess.run([*launch, "-m", "scoredyn", "--", *args], capture_output=True, text=True, env=env,
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]

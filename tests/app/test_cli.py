@@ -178,3 +178,36 @@ def test_smc_from_the_cli_reports_log_z(tmp_path):
     with np.load(out) as z:
         diagnostics = json.loads(str(z["settings"]))["diagnostics"]
     assert abs(diagnostics["log_z"]) <= 5 * diagnostics["log_z_se"] and diagnostics["levels"] == len(diagnostics["ess"])
+
+
+def test_runs_too_large_for_memory_are_refused_before_allocating(tmp_path):
+    out = tmp_path / "s.npz"
+    for args in (("--n", 10**13, "--steps", 10), ("--n", 100, "--steps", 10**12)):
+        proc = run_cli("sample", "--target", "mog6", "--sampler", "unipc", *args, "--out", out, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "GiB" in lines[0] and "--memory-gib" in lines[0], lines
+        assert not out.exists()
+    # the budget is a knob: 1e6 particles fit in 8 GiB (0.12 GiB), not in 0.01 GiB
+    proc = run_cli("sample", "--target", "mog6", "--sampler", "unipc", "--n", 10**6, "--steps", 2, "--out", out,
+                   "--memory-gib", 0.01, check=False)  # fmt: skip
+    assert proc.returncode == 2 and "0.01 GiB budget" in proc.stderr
+
+
+def test_unwritable_outputs_and_unreadable_samples_are_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    folder = tmp_path / "s.npz"
+    folder.mkdir()
+    for out in (blocker / "s.npz", folder, "/proc/scoredyn-test/s.npz"):
+        proc = run_cli("sample", "--target", "mog6", "--sampler", "ddim", "--steps", 2, "--n", 10, "--out", out,
+                       check=False)  # fmt: skip
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("scoredyn: error:"), (out, lines)
+    samples = tmp_path / "c.npy"
+    np.save(samples, np.ones((10, 2)) + 1j)
+    garbage = tmp_path / "g.npz"
+    garbage.write_bytes(b"PK\x03\x04garbage")
+    for path, phrase in ((samples, "not real numbers"), (garbage, "not a .npz or .npy")):
+        proc = run_cli("evaluate", "--target", "mog6", "--samples", path, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and phrase in lines[0], lines

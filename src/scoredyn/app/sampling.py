@@ -22,7 +22,30 @@ from .registry import make_grid, resolve_sampler
 from .sources import as_source
 from .tuning import GridFile
 
-__all__ = ["sample"]
+__all__ = ["sample", "MEMORY_BUDGET_GIB", "WORKING_COPIES", "check_memory"]
+
+
+#: The memory a run may ask for unless told otherwise (``scoredyn sample --memory-gib``).
+MEMORY_BUDGET_GIB = 8.0
+#: ``N x D`` float64 arrays a sampler holds at once at most (the particles, a multistep solver's past
+#: predictions and corrections, the field's output and temporaries); measured ``<= 6`` for ``unipc``.
+WORKING_COPIES = 8
+
+
+def check_memory(n: int, dim: int, steps: int, levels: int = 1, *, path: bool = False,
+                 budget_gib: float = MEMORY_BUDGET_GIB) -> int:  # fmt: skip
+    """The bytes a run of ``n`` particles in ``dim`` dimensions needs (``WORKING_COPIES`` arrays of
+    ``n x dim`` float64, its grid, and every grid point's particles when ``path``), or a ``ValueError``
+    with the number when that is above ``budget_gib``: checked before anything is allocated."""
+    points = steps * levels + 1
+    need = 8 * (WORKING_COPIES * n * dim + points + (points * n * dim if path else 0))
+    if need > budget_gib * 2**30:
+        raise ValueError(
+            f"this run needs about {need / 2**30:,.1f} GiB ({n:,} particles x {dim} dimensions, "
+            f"{points:,} grid points), above the {budget_gib:g} GiB budget: use fewer particles or steps, "
+            "or raise the budget (--memory-gib)"
+        )
+    return need
 
 
 def sample(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,19 +121,23 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"no such file: {path}")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path} is not a .npz or .npy file ({e})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            if "samples" not in loaded.files:
-                raise ValueError(f"{path} has no 'samples' array (it has: {', '.join(loaded.files) or 'nothing'})")
-            arr = loaded["samples"]
-    else:
-        arr = loaded
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                if "samples" not in loaded.files:
+                    raise ValueError(f"{path} has no 'samples' array (it has: {', '.join(loaded.files) or 'nothing'})")
+                arr = loaded["samples"]
+        else:
+            arr = loaded
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage archives
+        raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise ValueError(f"samples in {path} must have shape (M, D), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"samples in {path} are not numbers (dtype {arr.dtype})")
+    if arr.dtype.kind not in "biuf":  # complex numbers are refused, not scored on their real part
+        raise ValueError(f"samples in {path} are not real numbers (dtype {arr.dtype})")
     if not np.isfinite(arr).all():
         raise ValueError(f"samples in {path} contain NaN or inf")
     return arr.astype(np.float64)

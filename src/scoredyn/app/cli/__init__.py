@@ -34,7 +34,11 @@ def main() -> None:
         if not isinstance(e, TrainingDiverged):
             raise
         print(f"scoredyn: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
+    except OSError as e:  # an output that cannot be written, an input that cannot be read
+        where = f": {e.filename}" if e.filename else ""
+        print(f"scoredyn: error: {e.strerror or e}{where}", file=sys.stderr)
+        sys.exit(2)
     except typer.TyperException as e:  # usage errors: unknown option, a value that does not parse
         if e.format_message():  # a bare `scoredyn` has printed its help and has nothing to add
             print(f"scoredyn: error: {e.format_message()}", file=sys.stderr)

@@ -20,6 +20,7 @@ from ...samplers import START_KINDS
 from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, load_samples
 from ...util.versions import versions
 from ..registry import GRIDS, SAMPLERS, resolve_sampler
+from ..sampling import check_memory
 from ..sampling import sample as run_sampler
 from ..scaling import SCALING_METRICS, at_floor, check_sizes
 from ..scaling import scaling as run_scaling
@@ -54,6 +55,7 @@ def sample(
         int | None,
         typer.Option(help="draw in blocks of this many particles, each with its own seed (the layout torchrun uses)"),
     ] = None,
+    memory_gib: Annotated[float, typer.Option(help="refuse a run that needs more memory than this")] = 8.0,
 ) -> None:
     """Draw samples with a named sampler and the exact field of a target, or the field of a trained
     checkpoint (read on the sampler's process at equal SNR); write an .npz. Under `torchrun` the
@@ -83,11 +85,14 @@ def sample(
     if block_size is not None and block_size < 1:
         fail(f"--block-size must be a positive integer, got {block_size}")
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
+    recipe = resolve_sampler(sampler)
+    dim = source.dim if hasattr(source, "dim") else source.field_dim
+    per_block = min(n, block_size) if block_size is not None else n
+    check_memory(per_block, dim, steps, levels if recipe.per_level else 1, budget_gib=memory_gib)
     options = {"steps": steps, "levels": levels, "process": process, "grid": tuned or grid, "start": start,
                "dtype": torch.float32 if float32 else torch.float64, "label": klass, "guidance": guidance}  # fmt: skip
     if block_size is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _sample_in_blocks(source, sampler, n, seed, block_size, dev, out_path, options)
-    recipe = resolve_sampler(sampler)
     total = 1000 if recipe.adaptive else levels if recipe.per_level else steps
     times: list[float] = []
 
