@@ -91,3 +91,25 @@ def test_torchrun_likelihood_with_one_or_two_processes_gives_the_same_numbers(tm
 
     one, two = run(1), run(2)
     assert one["mean"] == two["mean"] and one["stderr"] == two["stderr"] and one["nfe"] == two["nfe"]
+
+
+def test_torchrun_evaluate_reports_the_same_for_one_or_two_processes(tmp_path):
+    import json
+
+    samples = tmp_path / "s.npz"
+    draw = ["sample", "--target", "mog6", "--sampler", "unipc", "--steps", "10", "--n", "500", "--out", str(samples)]
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", *draw], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    reports = []
+    for k in (1, 2):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        env.pop("WORLD_SIZE", None)
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(k), "--master_addr",
+                  "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
+        args = ["evaluate", "--target", "mog6", "--samples", str(samples), "--metrics", "energy,mode_tv_exact",
+                "--json"]  # fmt: skip
+        proc = subprocess.run([*launch, "-m", "scoredyn", "--", *args], capture_output=True, text=True, env=env,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        reports.append(json.loads(proc.stdout))  # one report: rank 0 alone prints
+    assert reports[0] == reports[1]

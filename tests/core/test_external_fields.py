@@ -235,3 +235,17 @@ def test_samplers_and_the_likelihood_run_on_a_wrapped_model_as_on_the_original()
     prior = TARGET.noised(process, 1.0)
     ll = [log_likelihood(f, data, prior=prior, t0=1e-3, rtol=1e-8, atol=1e-8).logp for f in (wrapped, exact)]
     torch.testing.assert_close(*ll, rtol=1e-6, atol=1e-6)
+
+
+def test_guidance_runs_on_a_wrapped_model_as_on_the_original():
+    """Classifier guidance built on a wrapped denoiser gives the guided exact field's score."""
+    from scoredyn.core.fields import ClassifierGuidance, mixture_classifier
+
+    process = VP()
+    exact, edm = AnalyticField(TARGET, process), AnalyticField(TARGET, EDM())
+    wrapped = from_denoiser(edm.denoise, process)
+    classifier = mixture_classifier(TARGET, process)
+    x = _points()
+    for t in (0.2, 0.6):
+        guided = [ClassifierGuidance(f, classifier, 2, 3.0).score(x, t) for f in (wrapped, exact)]
+        torch.testing.assert_close(*guided, rtol=1e-10, atol=1e-10)

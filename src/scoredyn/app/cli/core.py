@@ -196,7 +196,10 @@ def evaluate(
     metrics against the exact law (mode_tv_exact, energy_exact, mmd_exact, ksd), each beside its
     floor with a 95% interval for the ratio. A checkpoint's samples are judged against the data it
     was trained on (its exact mixture, fresh toy points, held-out digits or held-out points of its data file);
-    with --reference, against the points of a data file, the floor measured between two halves of it."""
+    with --reference, against the points of a data file, the floor measured between two halves of it.
+    Under `torchrun` rank 0 scores and prints (the same report for any number of processes)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # the metrics' pair sums are bounded by the block estimator: one process scores them
     if pair_budget < 1:
         fail(f"--pair-budget must be >= 1, got {pair_budget}")
     names = _metric_names(metrics)
