@@ -98,9 +98,8 @@ def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
         raise ValueError(f"{run_file} is not a readable run file: {' '.join(str(err).split())[:120]}") from None
     if not isinstance(info, dict):
         raise ValueError(f"{run_file} is not a run file: it holds a {type(info).__name__}, not an object")
-    missing = [k for k in RUN_KEYS if k not in info]
-    if missing:
-        raise ValueError(f"{run_file} is not a run file: it lacks {', '.join(missing)}")
+    if "config" not in info:
+        raise ValueError(f"{run_file} is not a run file: it lacks config")
     try:
         return directory, info, config_from_dict(info["config"])
     except (KeyError, TypeError, ValueError) as err:
@@ -111,6 +110,9 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
     ``model.safetensors`` with the weights alone, as shipped models have); see ``read_run``."""
     directory, info, config = read_run(directory)
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise ValueError(f"{directory / RUN_FILE} is not a run file: it lacks {', '.join(missing)}")
     energy = info["parameterization"] == "energy"
     net = build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
     sidecar = latest_checkpoint(directory / "checkpoints")

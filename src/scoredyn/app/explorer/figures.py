@@ -17,7 +17,6 @@ The page's script only evaluates closed forms of the mixture and replays the arr
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
 import html
 import json
@@ -37,13 +36,13 @@ from ...core.targets import GaussianMixture
 from ...samplers import karras_grid, reverse_sde
 from ...util.files import atomic_write_text
 from .figures_template import FIGURES_HTML, FIGURES_SCRIPT
+from .page import plotly_gz_b64
 
 __all__ = [
     "FiguresData",
     "build_figures",
     "compute_figures",
     "figures_html",
-    "plotly_gz_b64",
     "read_figures_payload",
     "standardized",
 ]
@@ -235,11 +234,3 @@ def read_figures_payload(text: str) -> dict:
     head = 'id="data-gz">'
     i = text.index(head) + len(head)
     return json.loads(gzip.decompress(base64.b64decode(text[i : text.index("</script>", i)])))
-
-
-@functools.lru_cache(maxsize=1)
-def plotly_gz_b64() -> str:
-    """plotly.js, gzip-compressed and base64-encoded (the page inflates it with ``DecompressionStream``)."""
-    from plotly.offline import get_plotlyjs
-
-    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode("ascii")

@@ -11,6 +11,7 @@ import base64
 import functools
 import gzip
 import html
+import inspect
 import json
 import math
 import os
@@ -22,15 +23,17 @@ import numpy as np
 
 from ...util.files import atomic_write_text
 from ..registry import resolve_sampler
-from .encode import QUANT, Packer
-from .frames import LOG_DENSITY_FLOOR, METRICS_SHOWN, SAMPLER_LABELS, ExplorerData, compute
+from .encode import COARSE, QUANT, Packer
+from .frames import METRICS_SHOWN, OVERRIDES, SAMPLER_LABELS, SIGMA_HAT_MAX, SIGMA_HAT_MIN, ExplorerData, compute
 from .template import HTML, SCRIPT
 
-__all__ = ["build_explorer", "page_html", "read_payload"]
+__all__ = ["build_explorer", "page_html", "plotly_gz_b64", "read_payload"]
 
 # light background, so the red particles and dark arrows stay visible on it
 COLORSCALE = [[0.0, "#ffffff"], [0.4, "#e3edf7"], [0.75, "#9ecae1"], [1.0, "#3a7ab8"]]
-DENSITY_STEP = 0.01  # nats per code of the stored log density
+LOG_DENSITY_FLOOR = 12.0  # the colour scale spans this many nats below the density's maximum on the grid
+TRAIL = {"particles": 100, "frames": 10}  # trails: the last 10 frames of the first 100 particles
+NOT_KNOBS = ("generator", "callback", "return_path", "backend", "steps_per_level", "start")  # the head, or shown apart
 WEBGL = True  # scattergl: see the explorer section of the README for the measured frame times
 
 
@@ -86,34 +89,37 @@ def build_explorer(
 def page_html(data: ExplorerData, *, webgl: bool = WEBGL) -> tuple[str, dict]:
     """The page's text and the sizes of its payloads (``bytes_plotly``, ``bytes_data``)."""
     packer = Packer()
-    k, g, _ = data.log_density.shape
-    # steps far below what the eye sees: 0.01 nats of log density, 1/1000 of the longest arrow
-    packer.add("density", data.log_density, 0.0, DENSITY_STEP)
-    reach = float(np.abs(data.arrows).max()) or 1.0
-    packer.add("arrows", data.arrows, 0.0, reach / 1000)
+    if data.arrows is not None:  # a learned score's arrows: 1/1000 of the longest arrow, far below what the eye sees
+        packer.add("arrows", data.arrows, 0.0, (float(np.abs(data.arrows).max()) or 1.0) / 1000)
     centre = [(data.box[0] + data.box[1]) / 2, (data.box[2] + data.box[3]) / 2]
-    half = [(data.box[1] - data.box[0]) / 2, (data.box[3] - data.box[2]) / 2]
-    step = [h / QUANT for h in half]
+    step = [(data.box[1] - data.box[0]) / 2 / QUANT, (data.box[3] - data.box[2]) / 2 / QUANT]
     for run in data.runs:
         if run.x0 is not None:  # forward: x0 and s eps, two frames; the page forms alpha x0 + sigma eps
             packer.add(f"run:{run.key}", np.stack([run.x0, data.s_data * run.eps]), centre, step)
-        else:
-            packer.add(f"run:{run.key}", run.y, centre, step, delta=True)
+        else:  # frames on the coarse grid, the last (the samples) at full resolution
+            frames = run.y.shape[0]
+            packer.add(f"run:{run.key}", run.y, centre, step, mult=[COARSE] * (frames - 1) + [1])
     blob = packer.base64()
-    plotly = _plotly_gz_b64()
+    plotly = plotly_gz_b64()
+    ref = data.reference
     meta = {
         "title": data.title,
         "box": list(data.box),
         "s_data": data.s_data,
-        "levels": data.levels.tolist(),
+        "mixture": {"weights": ref.weights.tolist(), "means": ref.means.tolist(), "covs": ref.covs.tolist()},
+        "sigma_hat_range": [SIGMA_HAT_MIN, SIGMA_HAT_MAX],
         "grid_x": _rounded(data.grid_x),
         "grid_y": _rounded(data.grid_y),
         "arrow_x": _rounded(data.arrow_x),
         "arrow_y": _rounded(data.arrow_y),
+        "cell": float(min(np.diff(np.unique(data.arrow_x)).min(), np.diff(np.unique(data.arrow_y)).min())),
+        "arrow_levels": None if data.arrow_levels is None else data.arrow_levels.tolist(),
         "log_density_floor": LOG_DENSITY_FLOOR,
         "colorscale": COLORSCALE,
         "counts": list(data.counts),
         "metrics": list(METRICS_SHOWN),
+        "metric_particles": data.metric_particles,
+        "trail": TRAIL,
         "webgl": webgl,
         "index": packer.index,
         "runs": [_run_meta(run, data.s_data) for run in data.runs],
@@ -121,7 +127,7 @@ def page_html(data: ExplorerData, *, webgl: bool = WEBGL) -> tuple[str, dict]:
     text = (
         HTML.replace("@@TITLE@@", html.escape(data.title))
         .replace("@@SOURCE@@", html.escape(data.source))
-        .replace("@@NOTES@@", _notes(data, k, g))
+        .replace("@@NOTES@@", _notes(data))
         .replace("@@META@@", _script_json(meta))
         .replace("@@BLOB@@", blob)
         .replace("@@PLOTLY@@", plotly)
@@ -142,7 +148,8 @@ def read_payload(text: str) -> tuple[dict, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _plotly_gz_b64() -> str:
+def plotly_gz_b64() -> str:
+    """plotly.js, gzip-compressed and base64-encoded: the page inflates it with ``DecompressionStream``."""
     from plotly.offline import get_plotlyjs
 
     return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode("ascii")
@@ -152,12 +159,14 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 5) for v in values]
 
 
-def _json_number(v: float):
-    return v if math.isfinite(v) else "inf"
+def _sig(values, digits: int = 6) -> list:
+    """Numbers to ``digits`` significant digits for the page's JSON (infinity as ``"inf"``)."""
+    return [float(f"{float(v):.{digits}g}") if math.isfinite(v) else "inf" for v in values]
 
 
 def _run_meta(run, s_data: float) -> dict:
     paper = resolve_sampler(run.sampler.removesuffix("-tuned")).paper if run.sampler != "forward" else ""
+    s = run.settings
     out = {
         "key": run.key,
         "sampler": run.sampler,
@@ -167,15 +176,30 @@ def _run_meta(run, s_data: float) -> dict:
         "n": int(run.y.shape[2]),
         "frames": int(run.y.shape[0]),
         "nfe": run.nfe,
-        "sigma_hat": [_json_number(round(float(s), 6)) for s in run.sigma_hat],
-        "scale": [float(c) for c in run.scale],
-        "settings": {k: v for k, v in run.settings.items() if isinstance(v, str | int | float | bool) or v is None},
+        "sigma_hat": _sig(run.sigma_hat),
+        "scale": _sig(run.scale, 7),
+        "t": None if run.t is None else _sig(run.t),
+        "energy": _sig(run.energy, 4),
+        "energy_floor": _sig(run.energy_floor, 4),
+        "settings": {k: v for k, v in s.items() if isinstance(v, str | int | float | bool) or v is None},
+        "knobs": _knobs(run),
         "metrics": {str(c): _metric_row(m) for c, m in run.metrics.items()},
     }
     if run.x0 is not None:
         out["alpha"] = [float(a) for a in run.alpha]
-        out["sigma_over_s"] = [float(s) / s_data for s in run.sigma]
+        out["sigma_over_s"] = [float(v) / s_data for v in run.sigma]
     return out
+
+
+def _knobs(run) -> dict:
+    """The sampler's keyword knobs it ran with: its function's defaults, then what the recipe passed."""
+    if run.sampler == "forward":
+        return {}
+    params = inspect.signature(resolve_sampler(run.sampler.removesuffix("-tuned")).fn).parameters.values()
+    knobs = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name not in NOT_KNOBS}
+    knobs.update(run.settings.get("knobs", {}))
+    shown = {k: v for k, v in knobs.items() if k not in NOT_KNOBS and isinstance(v, str | int | float | bool)}
+    return {k: v if not isinstance(v, float) or math.isfinite(v) else str(v) for k, v in shown.items()}
 
 
 def _metric_row(result: dict) -> dict:
@@ -188,30 +212,42 @@ def _script_json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def _notes(data: ExplorerData, k: int, g: int) -> str:
-    runs = data.runs[1:]
-    label = SAMPLER_LABELS.get
-    listing = ", ".join(f"{label(r.sampler, r.sampler)} ({r.steps} step{'s' * (r.steps > 1)})" for r in runs)
-    n = data.runs[0].y.shape[2]
+def _notes(data: ExplorerData) -> str:
+    runs, label = data.runs[1:], SAMPLER_LABELS.get
+    steps = lambda k: f"{k} step{'s' * (k != 1)}"  # noqa: E731
+    listing = ", ".join(f"{label(r.sampler, r.sampler)} ({steps(r.steps)})" for r in runs)
+    n, seed = data.runs[0].y.shape[2], data.runs[0].settings.get("seed", 0)
     per_level = [r for r in runs if r.settings.get("levels")]
     ladder = ""
     if per_level:
         ladder = (f" The annealed samplers run on {per_level[0].settings['levels']} geometric noise levels "
-                  "(sigma 10 &rarr; 0.05), one frame per level; their steps are per level.")  # fmt: skip
+                  "(sigma 10 &rarr; 0.05); their steps are per level.")  # fmt: skip
+    overridden = sorted({label(r.sampler, r.sampler) for r in runs if r.sampler in OVERRIDES})
+    moved = ""
+    if overridden:
+        moved = (f" {', '.join(overridden)} run on the VP process with a uniform-t grid (Song et al. 2021): on "
+                 "EDM's process and Karras grid, PF-ODE Heun is EDM Heun (Alg. 2 without churn).")  # fmt: skip
+    arrows = ("The score arrows are exact (the mixture's score), computed in the page at the same noise level."
+              if data.arrows is None else
+              f"The arrows are the learned score at {len(data.arrow_levels)} precomputed noise levels (geometric, "
+              "0.05 to 80): the nearest one is drawn, and named when it differs from the density's.")  # fmt: skip
     return (
         "<h2>What is shown, and what was precomputed</h2>"
-        "<p>Everything was computed when the page was built; the page only replays it. "
-        f"Precomputed runs, {n} particles each (seed {runs[0].settings.get('seed', 0) if runs else 0}): {listing}."
-        f"{ladder} Each run keeps at most {max(r.y.shape[0] for r in data.runs)} frames (its path subsampled "
-        "evenly). The <i>Particles</i> menu shows the first N particles of the same run, and the metrics are "
+        f"<p>Precomputed runs, {n} particles each (seed {seed}): {listing}.{ladder}{moved} Each run keeps at most "
+        f"{max(r.y.shape[0] for r in data.runs)} frames, a stochastic one half as many (its path subsampled evenly). "
+        "The <i>Particles</i> menu shows the first N particles of the same run, and the table's metrics are "
         "computed on those N (SVGD's particles interact, so its subset is not an N-particle SVGD run). "
-        f"The density and the score arrows were computed at {k} noise levels &sigma;&#770; = &sigma;/&alpha; "
-        f"(geometric, 0.05 to 80) on a {g}&times;{g} grid.</p>"
+        "The density is the exact noised law, evaluated in the page at each frame's own noise level "
+        f"&sigma;&#770; = &sigma;/&alpha; from the mixture's weights, means and covariances. {arrows}</p>"
         "<p>Coordinates: every frame is drawn as y = c x with c = s / &radic;(s&sup2;&alpha;&sup2; + &sigma;&sup2;), "
         f"s = {data.s_data:.3g} the data's standard deviation: the variance-preserving process scaled to the data, "
         "so runs of every process share one box and the density at their &sigma;&#770;. Tick <i>the sampler's own "
-        "coordinates</i> to see x itself (zoom out: early frames lie far outside the box). Metrics "
-        "(<span class='mono'>scoredyn.metrics.evaluate</span>) compare the last frame with fresh exact samples; "
-        "the Monte-Carlo floor is their value between two exact sets of the same size. Positions are stored as "
-        f"int16 codes of the box half-width / {QUANT}.</p>"
+        "coordinates</i> to see x itself: the axes become x&#8321;, x&#8322; and span the box divided by c (grown to "
+        "hold every particle), and the density and arrows are those of x. The plot under the frames is each "
+        f"frame's energy distance between its first {data.metric_particles} particles and as many exact samples "
+        "of the noised law at its "
+        "&sigma;&#770;, beside that value's Monte-Carlo floor (exact samples against exact samples). The table's "
+        "metrics (<span class='mono'>scoredyn.metrics.evaluate</span>) compare the last frame with fresh exact "
+        "samples. Positions are stored as integer codes of the box half-width / "
+        f"{QUANT // COARSE} (the last frame of each run: / {QUANT}).</p>"
     )

@@ -2,7 +2,8 @@
 
 Requests are mapped below the folder and refused (403) when the resolved path leaves it (``..``, encoded
 ``%2e%2e``, symbolic links pointing out); directories are not listed (``/`` is the page itself).
-Ctrl-C (SIGINT) stops the server and returns normally.
+The server is quiet: no request log, and a client that goes away mid-response (a closed tab, a
+reload) prints nothing. Ctrl-C (SIGINT) stops the server and returns normally.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -19,9 +21,11 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["serve", "make_server"]
+__all__ = ["check_port", "make_server", "serve"]
 
 HOST = "127.0.0.1"
+#: What a client that disconnects mid-response raises in the server: normal for a browser, not an error.
+DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
@@ -70,16 +74,42 @@ class _PageHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Drops the traceback of a client that disconnected; every other error is reported as usual."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], DISCONNECTS):
+            return
+        super().handle_error(request, client_address)
+
+
+def check_port(port: int) -> int:
+    """``port`` if the server can listen there: an integer in 0..65535 (0: a free one) that is free on
+    127.0.0.1 now; else ``ValueError`` naming it."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
+    if port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            try:
+                probe.bind((HOST, port))
+            except OSError as e:
+                raise ValueError(f"cannot serve on {HOST}:{port}: {e.strerror or e}") from None
+    return port
+
+
 def make_server(path: str | os.PathLike, *, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
     """A server for the page ``path`` bound to ``127.0.0.1:port`` (``0``: a free port), and its URL."""
     page = Path(path)
     if not page.is_file():
         raise ValueError(f"no such page: {page}")
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
+    check_port(port)
     folder = page.resolve().parent
     handler = partial(_PageHandler, page=page.name, directory=str(folder))
-    server = ThreadingHTTPServer((HOST, port), handler)
+    try:
+        server = _QuietServer((HOST, port), handler)
+    except OSError as e:  # taken between the check and now
+        raise ValueError(f"cannot serve on {HOST}:{port}: {e.strerror or e}") from None
     url = f"http://{HOST}:{server.server_address[1]}/{urllib.parse.quote(page.name)}"
     return server, url
 
