@@ -34,6 +34,7 @@ __all__ = [
     "Field",
     "NoDensityError",
     "Prediction",
+    "PredictingField",
     "score_from_denoise",
     "denoise_from_score",
     "score_from_eps",
@@ -243,3 +244,21 @@ class Field:
         A sampler may then move particles with the mixture's closed form (a fused kernel) instead of
         calling ``score``: the same dynamics, fewer passes over memory."""
         return None
+
+
+class PredictingField(Field):
+    """A field whose one evaluation is ``predict`` (a network's or a model's call): the score,
+    ``x0hat`` and ``eps_hat`` all read from that one ``Prediction``."""
+
+    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).score
+
+    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).x0
+
+    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
+        return self.predict(x, t).eps
+
+    def score_and_denoise(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        p = self.predict(x, t)
+        return p.score, p.x0

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..processes import EDM, DDPMSchedule, Process
-from .base import Field, Prediction
+from .base import PredictingField, Prediction
 from .coefficients import coefficients, per_sample_time
 from .network import output_to_x0_eps
 
@@ -49,7 +49,7 @@ CALLABLE_PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "flow"
 DIFFUSERS_PREDICTIONS: dict[str, str] = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 
 
-class _ModelField(Field):
+class _ModelField(PredictingField):
     """A field read from one model call per evaluation: subclasses give ``(x0hat, eps_hat)``."""
 
     def x0_and_eps(self, x: Tensor, t: Tensor, a: Tensor, s: Tensor, da: Tensor, ds: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,19 +61,6 @@ class _ModelField(Field):
         a, s, da, ds = coefficients(self.process, t, x)
         x0, eps = self.x0_and_eps(x, t, a, s, da, ds)
         return Prediction(x, a, s, da, ds, x0, eps)
-
-    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).score
-
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).x0
-
-    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).eps
-
-    def score_and_denoise(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
-        p = self.predict(x, t)
-        return p.score, p.x0
 
 
 def _in_dtype_of(model: Any, x: Tensor) -> torch.dtype:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..processes import Process
 from ..tensors import as_time
-from .base import Field, Prediction
+from .base import PredictingField, Prediction
 from .coefficients import Coefficients, coefficients, per_sample_time
 
 __all__ = ["PARAMETERIZATIONS", "NetworkField", "output_to_x0_eps"]
@@ -38,7 +38,7 @@ PARAMETERIZATIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "edm", "flow", 
 _SIGMA_HAT_FLOOR = 1e-6  # c_noise at sigma = 0 (t_min of VP/EDM) would be -inf
 
 
-class NetworkField(Field):
+class NetworkField(PredictingField):
     """A network as the score field of one process (the parameterizations in the module docstring).
 
     Args:
@@ -147,19 +147,6 @@ class NetworkField(Field):
         out = self._compiled(x_in, c_noise, y)
         # CUDA graphs reuse their output memory on the next replay: copy it out
         return out.clone() if self.compile == "reduce-overhead" and out.is_cuda else out
-
-    def score(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).score
-
-    def denoise(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).x0
-
-    def eps(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.predict(x, t).eps
-
-    def score_and_denoise(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        p = self.predict(x, t)
-        return p.score, p.x0
 
 
 def output_to_x0_eps(
