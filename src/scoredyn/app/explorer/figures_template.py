@@ -2,6 +2,8 @@
 ``figures.py`` fills the ``@@NAME@@`` slots. The script evaluates closed forms of the exact mixture
 (density, score, posterior mean) and replays the arrays computed in Python; plotly draws."""
 
+from .template import PRELUDE
+
 FIGURES_HTML = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -136,8 +138,9 @@ spreads them, and by t = 1 they are close to N(0, I).</p>
 </html>
 """
 
-FIGURES_SCRIPT = r"""
-"use strict";
+FIGURES_SCRIPT = (
+    PRELUDE
+    + r"""
 const $ = (id) => document.getElementById(id);
 const GRID = 90, LOG_FLOOR = 12, BANDS = 8;
 const HEAT = [[0, "#ffffff"], [0.4, "#e3edf7"], [0.75, "#9ecae1"], [1, "#3a7ab8"]];
@@ -149,12 +152,6 @@ const CONFIG = { displaylogo: false, responsive: false };
 const state = { compass: { i: 300, acc: 100, x: 0, y: 0, r: null }, paths: { lam: 0, set: 0 },
                 sched: { i: 200 }, fp: { f: 12 }, busy: 0 };
 let D = null;
-
-async function gunzip(b64) {  // base64 text -> bytes, through the browser's own gzip
-  const raw = Uint8Array.from(atob(b64.trim()), (ch) => ch.charCodeAt(0));
-  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 function track(promise) {  // count pending redraws, so a reader can wait until the page is still
   state.busy += 1;
@@ -486,9 +483,7 @@ function wire() {
 }
 
 async function main() {
-  const script = document.createElement("script");
-  script.textContent = new TextDecoder().decode(await gunzip($("plotly-gz").textContent));
-  document.head.appendChild(script);  // runs plotly.js, which defines window.Plotly
+  await loadPlotly();
   D = JSON.parse(new TextDecoder().decode(await gunzip($("data-gz").textContent)));
   $("compass-t").max = D.vp.t.length - 1;
   $("sched-t").max = D.schedules.u.length - 1;
@@ -510,3 +505,4 @@ async function main() {
 
 main().catch((err) => { $("status").textContent = `the page could not start: ${err}`; console.error(err); });
 """
+)

@@ -68,8 +68,26 @@ th:first-child, td:first-child { text-align: left; }
 </html>
 """
 
-SCRIPT = r"""
+#: The start of every page's script: strict mode, and the loaders of its gzip + base64 payloads
+#: (the page's data, and plotly.js itself, inflated by the browser's own ``DecompressionStream``).
+PRELUDE = r"""
 "use strict";
+async function gunzip(b64) {  // base64 text -> bytes, through the browser's own gzip
+  const raw = Uint8Array.from(atob(b64.trim()), (ch) => ch.charCodeAt(0));
+  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function loadPlotly() {  // runs the embedded plotly.js, which defines window.Plotly
+  const script = document.createElement("script");
+  script.textContent = new TextDecoder().decode(await gunzip(document.getElementById("plotly-gz").textContent));
+  document.head.appendChild(script);
+}
+"""
+
+SCRIPT = (
+    PRELUDE
+    + r"""
 const $ = (id) => document.getElementById(id);
 const meta = JSON.parse($("meta").textContent);
 meta.runs.forEach((r) => { r.sigma_hat = r.sigma_hat.map((v) => v === "inf" ? Infinity : v); });
@@ -81,12 +99,6 @@ const state = { direction: "reverse", sampler: opening.sampler, steps: opening.s
 const LEVELS = 240;  // positions of the noise slider, geometric over meta.sigma_hat_range
 const arrays = {};
 let bytes;
-
-async function gunzip(b64) {  // base64 text -> bytes, through the browser's own gzip
-  const raw = Uint8Array.from(atob(b64.trim()), (ch) => ch.charCodeAt(0));
-  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 function array(name) {  // zigzag bytes (+ escapes), differences along axis 0 -> Float32Array (encode.py)
   if (arrays[name]) return arrays[name];
@@ -375,9 +387,7 @@ function wire() {
 }
 
 async function main() {
-  const script = document.createElement("script");
-  script.textContent = new TextDecoder().decode(await gunzip($("plotly-gz").textContent));
-  document.head.appendChild(script);  // runs plotly.js, which defines window.Plotly
+  await loadPlotly();
   bytes = await gunzip($("blob").textContent);
   wire();
   await showRun();
@@ -389,3 +399,4 @@ async function main() {
 
 main().catch((err) => { $("status").textContent = `the page could not start: ${err}`; console.error(err); });
 """
+)
