@@ -27,7 +27,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from ..util.files import TMP_SUFFIX, atomic_write
+from ..util.files import TMP_SUFFIX, atomic_write, file_sha256
 
 __all__ = [
     "save_checkpoint",
@@ -309,21 +309,13 @@ def _verified_tensors_file(sidecar: Path) -> tuple[Path, dict[str, Any]]:
         raise ValueError(f"{sidecar} names an invalid tensors file {name!r}")
     path = sidecar.parent / name
     try:
-        digest = _sha256(path)
+        digest = file_sha256(path)
     except OSError as e:
         raise ValueError(f"checkpoint {sidecar}: cannot read {path} ({e.strerror or e})") from None
     if digest != meta["sha256"]:
         expected = str(meta["sha256"])[:12]
         raise ValueError(f"checkpoint {sidecar}: {path.name} is corrupt (sha256 {digest[:12]}... != {expected}...)")
     return path, meta
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _split3(key: str) -> tuple[str, int, str]:

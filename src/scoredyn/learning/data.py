@@ -28,7 +28,8 @@ from torch import Tensor
 
 from ..core.registry import EXACT_TARGETS
 from ..core.targets import POINT_CLOUDS, GaussianMixture, PointCloud
-from .datafiles import DATA_SUFFIXES, file_sha256, is_data_file, read_points
+from ..util.files import file_sha256
+from .datafiles import DATA_SUFFIXES, is_data_file, read_points
 
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 

@@ -9,14 +9,13 @@ rows, a cell that is not a number, fewer than 2 columns, labels that are not int
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATA_SUFFIXES", "is_data_file", "read_points", "file_sha256"]
+__all__ = ["DATA_SUFFIXES", "is_data_file", "read_points"]
 
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".npy", ".npz")
 
@@ -24,14 +23,6 @@ DATA_SUFFIXES: tuple[str, ...] = (".csv", ".npy", ".npz")
 def is_data_file(name: str | os.PathLike) -> bool:
     """Whether ``name`` names a points file (by its suffix)."""
     return Path(str(name)).suffix.lower() in DATA_SUFFIXES
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:

@@ -4,6 +4,7 @@ reader sees the old file or the whole new one, never half of it) and sample arra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ __all__ = [
     "atomic_savez",
     "atomic_path",
     "load_samples",
+    "file_sha256",
 ]
 
 TMP_SUFFIX = ".tmp"  # temporary files are ``.<name>.<random>.tmp`` beside their target
@@ -141,3 +143,12 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"samples in {path} contain NaN or inf")
     return arr.astype(np.float64)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
