@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..core.tensors import positive_int
-from ..learning.distributed import Ranks
+from ..learning.distributed import Ranks, all_reduce
 from ..util.seeds import block_seed
 from .sampling import sample
 from .sources import as_source
@@ -73,14 +73,13 @@ def gather_blocks(
     mine: dict[int, Tensor], blocks: list[tuple[int, int]], ranks: Ranks, dim: int, dtype: torch.dtype
 ) -> Tensor | None:
     """The blocks of every process, in block order, on rank 0 (``None`` elsewhere). Each process writes
-    its blocks into a zero ``(N, D)`` tensor and the tensors are summed onto rank 0: every entry is one
-    block's value plus zeros, so the sum is exact (and nothing is pickled between the processes)."""
+    its blocks into a zero ``(N, D)`` tensor and the tensors are summed (``learning.distributed.all_reduce``,
+    as ``estimate_likelihood`` gathers its rows): every entry is one block's value plus zeros, so the sum
+    is exact (and nothing is pickled between the processes)."""
     if ranks.world == 1:
         return torch.cat([mine[b] for b in range(len(blocks))])
-    import torch.distributed as dist
-
     full = torch.zeros(blocks[-1][1], dim, dtype=dtype)  # a process may hold no block (more processes than blocks)
     for b, x in mine.items():
         full[blocks[b][0] : blocks[b][1]] = x
-    dist.reduce(full, dst=0, op=dist.ReduceOp.SUM)
+    full = all_reduce(full, ranks)
     return full if ranks.main else None

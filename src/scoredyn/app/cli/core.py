@@ -24,6 +24,7 @@ from ..sampling import check_memory
 from ..sampling import sample as run_sampler
 from ..scaling import SCALING_METRICS, at_floor, check_sizes
 from ..scaling import scaling as run_scaling
+from ..sources import as_source
 from ..tuning import load_grid_file
 from ._common import app, check_device, err, fail, out, progress, resolve_source
 
@@ -86,9 +87,8 @@ def sample(
         fail(f"--block-size must be a positive integer, got {block_size}")
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     recipe = resolve_sampler(sampler)
-    dim = source.dim if hasattr(source, "dim") else source.field_dim
     per_block = min(n, block_size) if block_size is not None else n
-    check_memory(per_block, dim, steps, levels if recipe.per_level else 1, budget_gib=memory_gib)
+    check_memory(per_block, as_source(source).dim, steps, levels if recipe.per_level else 1, budget_gib=memory_gib)
     options = {"steps": steps, "levels": levels, "process": process, "grid": tuned or grid, "start": start,
                "dtype": torch.float32 if float32 else torch.float64, "label": klass, "guidance": guidance}  # fmt: skip
     if block_size is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -108,11 +108,7 @@ def sample(
         task = bar.add_task(f"{sampler} on {source_name}", total=total)
         result, settings = run_sampler(source, sampler, n=n, seed=seed, device=dev, callback=advance, **options)
     wall = time.perf_counter() - t0
-    x = result.x.detach().cpu().double().numpy()
-    if not np.isfinite(x).all():
-        fail(f"{sampler} produced NaN or inf; nothing written")
-    settings.update(wall_s=wall, versions=versions())
-    atomic_savez(out_path, samples=x, nfe=np.int64(result.nfe), settings=np.array(json.dumps(settings)))
+    x = _write_samples(out_path, sampler, result.x, result.nfe, settings, wall)
     err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {result.nfe}, {wall:.2f}s")
     for line in diagnostic_lines(result.info):
         err.print(line)
@@ -132,14 +128,20 @@ def _sample_in_blocks(source, sampler: str, n: int, seed: int, block_size, devic
     if not ranks.main:
         return
     wall = time.perf_counter() - t0
-    x = x.double().numpy()
+    nfe = settings["nfe"]
+    x = _write_samples(out_path, sampler, x, nfe, settings, wall)
+    err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {nfe}, {settings['blocks']} blocks "
+              f"over {ranks.world} process{'es' * (ranks.world > 1)}, {wall:.2f}s")  # fmt: skip
+
+
+def _write_samples(out_path: Path, sampler: str, x: torch.Tensor, nfe: int, settings: dict, wall: float) -> np.ndarray:
+    """The samples as float64, checked finite, written atomically with their NFE and the run's settings."""
+    x = x.detach().cpu().double().numpy()
     if not np.isfinite(x).all():
         fail(f"{sampler} produced NaN or inf; nothing written")
     settings.update(wall_s=wall, versions=versions())
-    nfe = settings["nfe"]
     atomic_savez(out_path, samples=x, nfe=np.int64(nfe), settings=np.array(json.dumps(settings)))
-    err.print(f"wrote {out_path}: {x.shape[0]} samples in {x.shape[1]}-D, nfe {nfe}, {settings['blocks']} blocks "
-              f"over {ranks.world} process{'es' * (ranks.world > 1)}, {wall:.2f}s")  # fmt: skip
+    return x
 
 
 def diagnostic_lines(info: dict | None) -> list[str]:
