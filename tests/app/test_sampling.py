@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from scoredyn.app.registry import GRIDS, SAMPLERS, make_grid
+from scoredyn.app.registry import GRIDS, SAMPLERS, make_grid, nfe_for_steps, steps_for_nfe
 from scoredyn.app.sampling import sample
 from scoredyn.app.sources import ExactSource, as_source
 from scoredyn.core.processes import EDM, VP
@@ -75,3 +75,15 @@ def test_sources_are_resolved_once_at_the_boundary():
     with pytest.raises(ValueError, match="unknown grid"):
         make_grid("nope", EDM(), 3)
     assert set(GRIDS) == {"karras", "logsnr", "uniform", "ddpm", "geometric", "constant", "ends"}
+
+
+def test_the_registry_counts_the_evaluations_each_sampler_spends():
+    """``registry.nfe_for_steps`` (from each recipe's ``evals_per_step``) is the NFE the sampler reports, on
+    its own grid into sigma = 0, for every sampler with a fixed step count; ``steps_for_nfe`` inverts it."""
+    for name, recipe in SAMPLERS.items():
+        if recipe.per_level or recipe.adaptive or name == "ode-adaptive":
+            continue
+        for steps in (3, 4):
+            result, _ = sample(mog6(), name, steps=steps, n=5, seed=0)
+            assert result.nfe == nfe_for_steps(name, steps), name
+            assert steps_for_nfe(name, result.nfe) == steps, name

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scoredyn.app.registry import resolve_sampler
+from scoredyn.app.registry import resolve_sampler, steps_for_nfe
 from scoredyn.app.study import (
     MAIN_RUNS,
     SWEEP_METRICS,
@@ -22,7 +22,6 @@ from scoredyn.app.study import (
     score_run,
     section_title,
     significant,
-    steps_for_budget,
     study_pool,
     sweep_points,
     within_floor,
@@ -118,7 +117,7 @@ def test_the_accuracy_sweep_spends_each_budget_and_keeps_its_points():
         assert set(SWEEP_METRICS) <= p.keys() and all(p[m]["ratio"] > 0 for m in SWEEP_METRICS)
     heun = [p for p in points if p["sampler"] == "ode-heun"]
     assert {(p["process"], p["grid"]) for p in heun} == {("vp", "uniform")}  # as in the main table
-    assert steps_for_budget("pc", 200) == 100 and steps_for_budget("ddim", 200) == 200
+    assert steps_for_nfe("pc", 200) == 100 and steps_for_nfe("ddim", 200) == 200
 
 
 def test_within_the_floor_is_an_interval_that_reaches_one():

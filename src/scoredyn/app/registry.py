@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from ..core.processes import Process
+from ..core.tensors import positive_int
 from ..samplers import (
     LADDER_SIGMA_MIN,
     annealed_langevin,
@@ -42,7 +43,8 @@ from ..samplers import (
     unipc,
 )
 
-__all__ = ["GRIDS", "LEVEL_GRIDS", "SAMPLERS", "Recipe", "make_grid", "resolve_sampler"]
+__all__ = ["GRIDS", "LEVEL_GRIDS", "SAMPLERS", "Recipe", "make_grid", "nfe_for_steps", "resolve_sampler",
+           "steps_for_nfe"]  # fmt: skip
 
 # --- grids -------------------------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ class Recipe:
         paper: the reference shown in tables.
         needs_start: the sampler is given the start law (``start=``): it weighs particles by it (SMC).
         adaptive: the sampler places its own levels between the grid's ends (progress is shown in time).
+        evals_per_step: field evaluations per step (Heun's two, the predictor and its corrector; one
+            fewer on the step into ``sigma = 0``, which is an Euler step).
     """
 
     fn: Callable
@@ -101,6 +105,7 @@ class Recipe:
     paper: str = ""
     needs_start: bool = False
     adaptive: bool = False
+    evals_per_step: int = 1
 
 
 SAMPLERS: dict[str, Recipe] = {
@@ -147,12 +152,16 @@ SAMPLERS: dict[str, Recipe] = {
     "ddim": Recipe(ddim, "ddpm", "ddpm", paper="Song, Meng & Ermon 2021, eq. 12"),
     "sde": Recipe(reverse_sde, "edm", "karras", stochastic=True, paper="Song et al. 2021, eq. 6 (Euler–Maruyama)"),
     "ode-euler": Recipe(ode, "edm", "karras", kwargs={"method": "euler"}, paper="Song et al. 2021, eq. 13 (Euler)"),
-    "ode-heun": Recipe(ode, "edm", "karras", kwargs={"method": "heun"}, paper="Song et al. 2021, eq. 13 (Heun)"),
+    "ode-heun": Recipe(
+        ode, "edm", "karras", kwargs={"method": "heun"}, evals_per_step=2, paper="Song et al. 2021, eq. 13 (Heun)"
+    ),
     "ode-adaptive": Recipe(
         ode, "edm", "karras", kwargs={"method": "adaptive"}, paper="Song et al. 2021, eq. 13 (dopri5, torchdiffeq)"
     ),
-    "edm-heun": Recipe(edm_heun, "edm", "karras", paper="Karras et al. 2022, Alg. 2"),
-    "pc": Recipe(predictor_corrector, "edm", "logsnr", stochastic=True, paper="Song et al. 2021, Alg. 2/3"),
+    "edm-heun": Recipe(edm_heun, "edm", "karras", evals_per_step=2, paper="Karras et al. 2022, Alg. 2"),
+    "pc": Recipe(
+        predictor_corrector, "edm", "logsnr", stochastic=True, evals_per_step=2, paper="Song et al. 2021, Alg. 2/3"
+    ),
     # multistep solvers: the VP process, uniform in t. On the exact mixtures this beat uniform
     # log-SNR and Karras grids at NFE 5 and 10 (benchmarks/accuracy_vs_nfe.py, README).
     "dpm-solver-2m": Recipe(dpm_solver_2m, "vp", "uniform", paper="Lu et al. 2022, DPM-Solver++(2M)"),
@@ -165,3 +174,17 @@ def resolve_sampler(name: str) -> Recipe:
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
     return SAMPLERS[name]
+
+
+def steps_for_nfe(sampler: str, nfe: int) -> int:
+    """The most steps of ``sampler`` that spend at most ``nfe`` field evaluations, and at least one: a
+    two-evaluation sampler spends ``2 S - 1`` on a grid into ``sigma = 0``."""
+    per = resolve_sampler(sampler).evals_per_step
+    return max(1, (positive_int(nfe, "nfe") + per - 1) // per)
+
+
+def nfe_for_steps(sampler: str, steps: int) -> int:
+    """The field evaluations ``steps`` steps of ``sampler`` spend on a grid into ``sigma = 0`` (the
+    inverse of ``steps_for_nfe``)."""
+    per = resolve_sampler(sampler).evals_per_step
+    return positive_int(steps, "steps") * per - (per - 1)

@@ -27,7 +27,7 @@ import torch
 from ..core.targets import GaussianMixture
 from ..metrics import evaluate
 from ..samplers import svgd
-from .registry import resolve_sampler
+from .registry import resolve_sampler, steps_for_nfe
 from .sampling import sample
 from .tuning import QUICK_TUNING, nfe_for_steps, quick_grid
 
@@ -115,22 +115,13 @@ SWEEP_BUDGETS = (5, 10, 20, 50, 100, 200)
 # both one-sample, against the exact law: no reference draw adds its noise, and they are the cheapest
 SWEEP_METRICS = ("energy_exact", "mode_tv_exact")
 SWEEP_N = 500  # per point: enough to rank the samplers, and cheap (the floor scales with it)
-# evaluations per step: Heun's two (one on the step into sigma = 0), the predictor and one corrector
-EVALS_PER_STEP = {"ode-heun": 2, "edm-heun": 2, "pc": 2}
-
-
-def steps_for_budget(sampler: str, budget: int) -> int:
-    """The steps of ``sampler`` that spend at most ``budget`` field evaluations (at least one step):
-    ``2 S - 1`` for the two-evaluation samplers of ``EVALS_PER_STEP``, ``S`` for the others."""
-    per = EVALS_PER_STEP.get(sampler, 1)
-    return max(1, (budget + per - 1) // per)
 
 
 def accuracy_sweep(budgets: Iterable[int] = SWEEP_BUDGETS, n: int = SWEEP_N) -> list[StudyRun]:
     """Each of ``SWEEP_SAMPLERS`` at each budget (NFE); ``short`` names the sampler (one line of the
     figure), the label adds the budget."""
     return [
-        StudyRun(f"{name}, {b} NFE", sampler, steps_for_budget(sampler, b), knobs, n, name)
+        StudyRun(f"{name}, {b} NFE", sampler, steps_for_nfe(sampler, b), knobs, n, name)
         for name, sampler, knobs in SWEEP_SAMPLERS
         for b in budgets
     ]
@@ -142,7 +133,7 @@ def sweep_points(rows: Iterable[dict], budgets: Iterable[int] = SWEEP_BUDGETS) -
     budgets = sorted(budgets)
     points = []
     for r in rows:
-        budget = next((b for b in budgets if steps_for_budget(r["sampler"], b) == r["steps"]), r["nfe"])
+        budget = next((b for b in budgets if steps_for_nfe(r["sampler"], b) == r["steps"]), r["nfe"])
         point = {"series": r.get("short") or r["label"], "sampler": r["sampler"], "steps": r["steps"],
                  "nfe_budget": budget, "nfe": r["nfe"], "n": r["n"], "wall_s": r["wall_s"],
                  "process": r["settings"]["process"], "grid": r["settings"]["grid"]}  # fmt: skip

@@ -24,6 +24,7 @@ from ..core.tensors import positive_int
 from ..learning import TrainedModel
 from ..samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES, tune_grid
 from ..util.files import atomic_write_json
+from . import registry
 from .registry import resolve_sampler
 from .sources import as_source
 
@@ -40,13 +41,11 @@ class Tunable:
 
     Attributes:
         rule: the local step of the dynamic program (``grid_tuning.LOCAL_RULES``).
-        per_step: evaluations per step (Heun: 2, one fewer on the step into ``sigma = 0``).
         free_end: the last step may end at a positive level at no extra cost (data-prediction samplers:
             their step into any level costs the same one evaluation, taken at its start).
     """
 
     rule: str
-    per_step: int = 1
     free_end: bool = True
 
 
@@ -55,8 +54,8 @@ TUNABLE: dict[str, Tunable] = {
     "ddim": Tunable("data"),
     "dpm-solver-2m": Tunable("data"),
     "unipc": Tunable("data"),
-    "edm-heun": Tunable("heun", per_step=2, free_end=False),
-    "ode-heun": Tunable("heun", per_step=2, free_end=False),
+    "edm-heun": Tunable("heun", free_end=False),
+    "ode-heun": Tunable("heun", free_end=False),
 }
 
 
@@ -68,17 +67,16 @@ def _tunable(sampler: str) -> Tunable:
 
 
 def steps_for_nfe(sampler: str, nfe: int) -> int:
-    """The steps of ``sampler`` that spend at most ``nfe`` evaluations (Heun into ``sigma = 0``:
-    ``2 S - 1``)."""
-    nfe = positive_int(nfe, "nfe")
-    spec = _tunable(sampler)
-    return nfe if spec.per_step == 1 else (nfe + 1) // 2
+    """The steps of a tunable ``sampler`` that spend at most ``nfe`` evaluations (``registry.steps_for_nfe``:
+    Heun into ``sigma = 0`` spends ``2 S - 1``)."""
+    _tunable(sampler)
+    return registry.steps_for_nfe(sampler, nfe)
 
 
 def nfe_for_steps(sampler: str, steps: int) -> int:
-    """The evaluations ``steps`` steps of ``sampler`` spend (the inverse of ``steps_for_nfe``)."""
-    per_step = _tunable(sampler).per_step
-    return positive_int(steps, "steps") * per_step - (per_step - 1)
+    """The evaluations ``steps`` steps of a tunable ``sampler`` spend (the inverse of ``steps_for_nfe``)."""
+    _tunable(sampler)
+    return registry.nfe_for_steps(sampler, steps)
 
 
 #: What the demo and the explorer tune with: seconds in 2-D, on starts of another seed than the run they
