@@ -94,8 +94,8 @@ def test_a_bad_tensors_file_with_a_matching_checksum_is_one_line(run, tmp_path, 
         ("a list", lambda p: p.write_text("[1, 2]"), "holds a list"),
         ("no dim", lambda p: p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items()
                                                           if k != "dim"})), "lacks dim"),  # fmt: skip
-        ("a folder", lambda p: (p.unlink(), p.mkdir()), "not a readable run file"),
-        ("not JSON", lambda p: p.write_text("{"), "not a readable run file"),
+        ("a folder", lambda p: (p.unlink(), p.mkdir()), "cannot read run file"),
+        ("not JSON", lambda p: p.write_text("{"), "cannot read run file"),
     ],
 )
 def test_a_bad_run_file_is_one_line(run, tmp_path, case, write, phrase):
@@ -106,14 +106,40 @@ def test_a_bad_run_file_is_one_line(run, tmp_path, case, write, phrase):
     assert "\n" not in str(info.value)
 
 
-def test_every_checkpoint_corrupt_warns_one_line_each(run, tmp_path):
-    """The CLI prints each skipped checkpoint as one warning line, then the error line."""
-    bad = _copy(run, tmp_path)
+def _sample_cli(run_dir, tmp_path):
+    return subprocess.run([sys.executable, "-m", "scoredyn", "sample", "--checkpoint", str(run_dir), "--sampler",
+                           "ddim", "--steps", "2", "--n", "5", "--out", str(tmp_path / "s.npz")], capture_output=True,
+                          text=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run2")
+    Trainer(apply_overrides(TrainConfig(), [*SMALL, "run.ckpt_every=2", f"run.out={out}"])).fit()
+    assert len(list((out / "checkpoints").glob("step-*.json"))) == 2
+    return out
+
+
+def test_every_checkpoint_corrupt_is_one_error_line(two_checkpoints, tmp_path):
+    """With no usable checkpoint, the CLI prints one line: the error, naming the newest one's problem
+    and how many older ones are unusable too (no warning lines before it)."""
+    bad = _copy(two_checkpoints, tmp_path)
     for sidecar in (bad / "checkpoints").glob("step-*.json"):
         (sidecar.parent / json.loads(sidecar.read_text())["file"]).write_bytes(b"garbage")
-    proc = subprocess.run([sys.executable, "-m", "scoredyn", "sample", "--checkpoint", str(bad), "--sampler", "ddim",
-                           "--steps", "2", "--n", "5", "--out", str(tmp_path / "s.npz")], capture_output=True,
-                          text=True)  # fmt: skip
+    proc = _sample_cli(bad, tmp_path)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and lines[-1].startswith("scoredyn: error:"), proc.stderr
-    assert lines[:-1] and all(ln.startswith("scoredyn: warning: skipping checkpoint") for ln in lines[:-1]), lines
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "has no usable checkpoint" in lines[0] and "step-00000004" in lines[0] and "1 older" in lines[0]
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_with_one_warning_line(two_checkpoints, tmp_path):
+    bad = _copy(two_checkpoints, tmp_path)
+    newest = bad / "checkpoints" / "step-00000004.json"
+    (newest.parent / json.loads(newest.read_text())["file"]).write_bytes(b"garbage")
+    proc = _sample_cli(bad, tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in lines if ln.startswith("scoredyn: warning:")]
+    assert len(warned) == 1 and "skipping checkpoint" in warned[0] and "step-00000004" in warned[0], lines
+    assert (tmp_path / "s.npz").exists()

@@ -30,7 +30,7 @@ def test_read_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ValueError, match="is not a scoredyn run folder"):
         read_run(tmp_path)
     (tmp_path / RUN_FILE).write_text("{")
-    with pytest.raises(ValueError, match="is not a readable run file"):
+    with pytest.raises(ValueError, match="cannot read run file"):
         read_run(tmp_path)
 
 

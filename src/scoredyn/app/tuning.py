@@ -10,7 +10,6 @@ evaluations, the times and how they were found. A grid file is checked against t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..core.targets import GaussianMixture
 from ..core.tensors import positive_int
 from ..learning import TrainedModel
 from ..samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES, tune_grid
-from ..util.files import atomic_write_json
+from ..util.files import atomic_write_json, read_json
 from . import registry
 from .registry import resolve_sampler
 from .sources import as_source
@@ -142,10 +141,7 @@ def load_grid_file(path: str | Path) -> GridFile:
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
-    try:
-        raw = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        _fail(path, f"not JSON ({type(e).__name__})")
+    raw = read_json(path, "grid file")
     if not isinstance(raw, dict) or raw.get("format") != GRID_FORMAT:
         _fail(path, f"its 'format' is not {GRID_FORMAT!r}")
     if raw.get("version") != GRID_VERSION:

@@ -27,11 +27,12 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from ..util.files import TMP_SUFFIX, atomic_write, file_sha256
+from ..util.files import TMP_SUFFIX, atomic_write, file_sha256, read_json
 
 __all__ = [
     "save_checkpoint",
     "latest_checkpoint",
+    "newest_good_checkpoint",
     "load_checkpoint",
     "read_tensors",
     "optimizer_state_to_tensors",
@@ -99,17 +100,27 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     A sidecar whose tensors file is missing, or whose SHA-256 does not match, is skipped with a
     warning; a tensors file without a sidecar (an interrupted write) is not a checkpoint.
     """
+    sidecar, skipped = newest_good_checkpoint(directory)
+    for why in skipped:
+        warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)
+    return sidecar
+
+
+def newest_good_checkpoint(directory: str | os.PathLike) -> tuple[Path | None, list[str]]:
+    """``latest_checkpoint`` without the warnings: the newest sidecar whose tensors file is present and
+    matches its SHA-256 (or None), and why each newer one was skipped, newest first."""
     directory = Path(directory)
+    skipped: list[str] = []
     if not directory.is_dir():
-        return None
+        return None, skipped
     for _, sidecar in sorted(_committed(directory), reverse=True):
         try:
             _verified_tensors_file(sidecar)
         except ValueError as e:
-            warnings.warn(f"skipping checkpoint: {e}", stacklevel=2)
+            skipped.append(str(e))
             continue
-        return sidecar
-    return None
+        return sidecar, skipped
+    return None, skipped
 
 
 def load_checkpoint(
@@ -298,10 +309,7 @@ def _prune(directory: Path, keep: int) -> None:
 
 def _verified_tensors_file(sidecar: Path) -> tuple[Path, dict[str, Any]]:
     """The tensors file named by ``sidecar`` and the sidecar's contents, after checking its SHA-256."""
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read checkpoint sidecar {sidecar}: {' '.join(str(e).split())}") from None
+    meta = read_json(sidecar, "checkpoint sidecar")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not all(k in meta for k in _RESERVED):
         raise ValueError(f"{sidecar} is not a format-{FORMAT} checkpoint sidecar")
     name = meta["file"]

@@ -8,8 +8,8 @@ live in ``src/scoredyn/pretrained/<name>`` and are found by name (``PRETRAINED``
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,8 @@ import torch
 from ..core.fields import NetworkField, network_field
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
-from ..util.files import atomic_path, atomic_write_json
-from .checkpoints import latest_checkpoint, load_checkpoint
+from ..util.files import atomic_path, atomic_write_json, read_json
+from .checkpoints import load_checkpoint, newest_good_checkpoint
 from .config import TrainConfig, config_from_dict
 from .nets import build_net
 
@@ -92,10 +92,7 @@ def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
     run_file = directory / RUN_FILE
     if not run_file.exists():
         raise ValueError(f"{directory} is not a scoredyn run folder (no {RUN_FILE})")
-    try:
-        info = json.loads(run_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{run_file} is not a readable run file: {' '.join(str(err).split())[:120]}") from None
+    info = read_json(run_file, "run file")
     if not isinstance(info, dict):
         raise ValueError(f"{run_file} is not a run file: it holds a {type(info).__name__}, not an object")
     if "config" not in info:
@@ -115,7 +112,12 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         raise ValueError(f"{directory / RUN_FILE} is not a run file: it lacks {', '.join(missing)}")
     energy = info["parameterization"] == "energy"
     net = build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
-    sidecar = latest_checkpoint(directory / "checkpoints")
+    sidecar, skipped = newest_good_checkpoint(directory / "checkpoints")
+    if sidecar is None and skipped and not (directory / "model.safetensors").exists():
+        more = f" (and {len(skipped) - 1} older, also unusable)" if len(skipped) > 1 else ""
+        raise ValueError(f"{directory} has no usable checkpoint: {skipped[0]}{more}")
+    for why in skipped:  # a corrupt newest checkpoint falls back to an older good one
+        warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)
     weights = sidecar
     if sidecar is not None:
         tensors, meta = load_checkpoint(sidecar)

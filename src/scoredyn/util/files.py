@@ -25,6 +25,7 @@ __all__ = [
     "atomic_savez",
     "atomic_path",
     "load_samples",
+    "read_json",
     "file_sha256",
 ]
 
@@ -143,6 +144,24 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"samples in {path} contain NaN or inf")
     return arr.astype(np.float64)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file"):
+    """The JSON value in ``path``, or a ValueError (one line naming the file) for every way it can fail to
+    be one: missing, unreadable (a folder, no permission), not UTF-8, not JSON, or nested too deeply for
+    the parser (``[[[...]]]`` 100,000 deep overflows its recursion, a ``RecursionError``)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        why = e.strerror or str(e)
+    except UnicodeDecodeError:
+        why = "not UTF-8 text"
+    except json.JSONDecodeError as e:
+        why = f"not valid JSON ({e.msg}, line {e.lineno})"
+    except RecursionError:
+        why = "nested too deeply to parse"
+    raise ValueError(f"cannot read {what} {path}: {why}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
