@@ -187,10 +187,34 @@ def test_runs_too_large_for_memory_are_refused_before_allocating(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and "GiB" in lines[0] and "--memory-gib" in lines[0], lines
         assert not out.exists()
-    # the budget is a knob: 1e6 particles fit in 8 GiB (0.12 GiB), not in 0.01 GiB
+    # the budget is a knob: 1e6 particles fit in 8 GiB (0.12 GiB); their samples alone (2 x 1e6 x 2
+    # float64 = 0.03 GiB) do not fit in 0.01 GiB, so not even blocks can run
     proc = run_cli("sample", "--target", "mog6", "--sampler", "unipc", "--n", 10**6, "--steps", 2, "--out", out,
                    "--memory-gib", 0.01, check=False)  # fmt: skip
-    assert proc.returncode == 2 and "0.01 GiB budget" in proc.stderr
+    assert proc.returncode == 2 and "samples in 2 dimensions alone need about 0.0298 GiB" in proc.stderr
+    assert "0.01 GiB budget" in proc.stderr and not out.exists()
+    # particles that interact cannot be split into blocks: above the budget they are refused
+    proc = run_cli("sample", "--target", "mog6", "--sampler", "svgd", "--n", 10**5, "--steps", 2, "--out", out,
+                   "--memory-gib", 0.01, check=False)  # fmt: skip
+    assert proc.returncode == 2 and "this run needs about 0.0119 GiB" in proc.stderr and not out.exists()
+
+
+def test_a_run_above_the_budget_is_drawn_in_the_blocks_that_fit(tmp_path):
+    """One pass of 1e5 particles needs 8 copies x 1e5 x 2 x 8 B = 0.0119 GiB > 0.01 GiB; beside the 2
+    copies of the samples (0.003 GiB), blocks of 2^15 fit (2^16 would not): the samples are exactly
+    those of --block-size 32768."""
+    common = ("sample", "--target", "mog6", "--sampler", "ddim", "--steps", 3, "--n", 10**5, "--seed", 4)
+    proc = run_cli(*common, "--memory-gib", 0.01, "--out", tmp_path / "auto.npz")
+    assert "drawing them in blocks of 32,768" in proc.stderr
+    run_cli(*common, "--block-size", 2**15, "--out", tmp_path / "blocks.npz")
+    with np.load(tmp_path / "auto.npz") as a, np.load(tmp_path / "blocks.npz") as b:
+        assert np.array_equal(a["samples"], b["samples"])
+        assert json.loads(str(a["settings"]))["block_size"] == 2**15
+    with np.load(tmp_path / "blocks.npz") as b:  # and a larger budget draws them in one pass
+        one = run_cli(*common, "--out", tmp_path / "one.npz")
+        assert "blocks" not in one.stderr
+        with np.load(tmp_path / "one.npz") as o:
+            assert not np.array_equal(o["samples"], b["samples"])
 
 
 def test_unwritable_outputs_and_unreadable_samples_are_one_line(tmp_path):

@@ -20,13 +20,41 @@ from torch import Tensor
 from ..core.tensors import positive_int
 from ..learning.distributed import Ranks, all_reduce
 from ..util.seeds import block_seed
-from .sampling import sample
+from .sampling import WORKING_COPIES, check_memory, gib, sample
 from .sources import as_source
 
-__all__ = ["BLOCK_SIZE", "INTERACTING", "block_ranges", "sample_blocks", "gather_blocks"]
+__all__ = ["BLOCK_SIZE", "INTERACTING", "OUTPUT_COPIES", "block_ranges", "blocks_within_budget", "sample_blocks",
+           "gather_blocks"]  # fmt: skip
 
 BLOCK_SIZE = 8192  # particles per block: large enough for vectorized steps, small enough to share out
 INTERACTING = frozenset({"svgd", "svgd-median", "smc"})
+#: ``N x D`` float64 arrays of the finished samples held at once (the gathered blocks and the array written)
+OUTPUT_COPIES = 2
+
+
+def blocks_within_budget(n: int, dim: int, steps: int, levels: int, sampler: str, budget_gib: float) -> int | None:
+    """``None`` when one pass over ``n`` particles fits ``budget_gib`` (``sampling.check_memory``); else the
+    block size that bounds the run's memory: the largest power of two ``B`` with
+
+        8 bytes x (OUTPUT_COPIES x N x D + WORKING_COPIES x B x D + grid points) <= budget,
+
+    so the samples are those of ``sample_blocks(..., block_size=B)``, fixed by the budget. A sampler whose
+    particles interact, or samples that alone do not fit, raise ``ValueError`` with the number."""
+    try:
+        check_memory(n, dim, steps, levels, budget_gib=budget_gib)
+        return None
+    except ValueError:
+        if sampler in INTERACTING:
+            raise
+    points = steps * levels + 1
+    free = budget_gib * 2**30 / 8 - OUTPUT_COPIES * n * dim - points  # float64 elements left for one block
+    if free < WORKING_COPIES * dim:
+        need = 8 * (OUTPUT_COPIES * n * dim + WORKING_COPIES * dim + points)
+        raise ValueError(
+            f"{n:,} samples in {dim} dimensions alone need about {gib(need)} GiB, above the "
+            f"{budget_gib:g} GiB budget: use fewer particles, or raise the budget (--memory-gib)"
+        )
+    return min(1 << int(math.log2(free // (WORKING_COPIES * dim))), n)
 
 
 def block_ranges(n: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, int]]:

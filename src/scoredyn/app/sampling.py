@@ -22,7 +22,7 @@ from .registry import make_grid, resolve_sampler
 from .sources import as_source
 from .tuning import GridFile
 
-__all__ = ["sample", "MEMORY_BUDGET_GIB", "WORKING_COPIES", "check_memory"]
+__all__ = ["sample", "MEMORY_BUDGET_GIB", "WORKING_COPIES", "check_memory", "gib"]
 
 
 #: The memory a run may ask for unless told otherwise (``scoredyn sample --memory-gib``).
@@ -30,6 +30,12 @@ MEMORY_BUDGET_GIB = 8.0
 #: ``N x D`` float64 arrays a sampler holds at once at most (the particles, a multistep solver's past
 #: predictions and corrections, the field's output and temporaries); measured ``<= 6`` for ``unipc``.
 WORKING_COPIES = 8
+
+
+def gib(nbytes: float) -> str:
+    """Bytes as GiB for a message: three significant figures, thousands separated (``0.0238``, ``298,023``)."""
+    value = nbytes / 2**30
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def check_memory(n: int, dim: int, steps: int, levels: int = 1, *, path: bool = False,
@@ -41,7 +47,7 @@ def check_memory(n: int, dim: int, steps: int, levels: int = 1, *, path: bool = 
     need = 8 * (WORKING_COPIES * n * dim + points + (points * n * dim if path else 0))
     if need > budget_gib * 2**30:
         raise ValueError(
-            f"this run needs about {need / 2**30:,.1f} GiB ({n:,} particles x {dim} dimensions, "
+            f"this run needs about {gib(need)} GiB ({n:,} particles x {dim} dimensions, "
             f"{points:,} grid points), above the {budget_gib:g} GiB budget: use fewer particles or steps, "
             "or raise the budget (--memory-gib)"
         )

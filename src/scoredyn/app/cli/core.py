@@ -19,6 +19,7 @@ from ...metrics import evaluate as evaluate_samples
 from ...samplers import START_KINDS
 from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, load_samples
 from ...util.versions import versions
+from ..blocks import blocks_within_budget
 from ..registry import GRIDS, SAMPLERS, resolve_sampler
 from ..sampling import check_memory
 from ..sampling import sample as run_sampler
@@ -56,7 +57,9 @@ def sample(
         int | None,
         typer.Option(help="draw in blocks of this many particles, each with its own seed (the layout torchrun uses)"),
     ] = None,
-    memory_gib: Annotated[float, typer.Option(help="refuse a run that needs more memory than this")] = 8.0,
+    memory_gib: Annotated[
+        float, typer.Option(help="the memory budget: a larger run is drawn in blocks that fit, or refused")
+    ] = 8.0,
 ) -> None:
     """Draw samples with a named sampler and the exact field of a target, or the field of a trained
     checkpoint (read on the sampler's process at equal SNR); write an .npz. Under `torchrun` the
@@ -85,10 +88,18 @@ def sample(
     klass = None if label is None else int(label)
     if block_size is not None and block_size < 1:
         fail(f"--block-size must be a positive integer, got {block_size}")
+    if not 0 < memory_gib < float("inf"):
+        fail(f"--memory-gib must be a positive number, got {memory_gib}")
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     recipe = resolve_sampler(sampler)
-    per_block = min(n, block_size) if block_size is not None else n
-    check_memory(per_block, as_source(source).dim, steps, levels if recipe.per_level else 1, budget_gib=memory_gib)
+    dim, level_count = as_source(source).dim, levels if recipe.per_level else 1
+    if block_size is not None:
+        check_memory(min(n, block_size), dim, steps, level_count, budget_gib=memory_gib)
+    else:  # above the budget, a run is drawn in the blocks that fit it
+        block_size = blocks_within_budget(n, dim, steps, level_count, sampler, memory_gib)
+        if block_size is not None:
+            err.print(f"{n:,} particles exceed the {memory_gib:g} GiB budget in one pass: "
+                      f"drawing them in blocks of {block_size:,}, each with its own seed", soft_wrap=True)  # fmt: skip
     options = {"steps": steps, "levels": levels, "process": process, "grid": tuned or grid, "start": start,
                "dtype": torch.float32 if float32 else torch.float64, "label": klass, "guidance": guidance}  # fmt: skip
     if block_size is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
