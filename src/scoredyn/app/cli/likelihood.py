@@ -19,6 +19,7 @@ from ...likelihood import decode, encode, slerp
 from ...util.files import atomic_savez, load_samples
 from ...util.versions import versions
 from ..estimate import ESTIMATORS, data_end_time, estimate_likelihood, source_field
+from ..sources import as_source
 from ._common import app, check_device, err, fail, out, progress, resolve_source
 
 HELD_OUT = "held-out"
@@ -40,6 +41,9 @@ def _data(spec: str, source, n: int | None, seed: int) -> torch.Tensor:
         data = source.config.data  # the trained model's own data set
         return load_dataset(data.name, data.n, data.seed).reference(n or 2000, seed).double()
     x = torch.from_numpy(load_samples(spec)).double()
+    dim = as_source(source).dim
+    if x.shape[1] != dim:
+        fail(f"the points in {spec} are {x.shape[1]}-D, but the model is {dim}-D")
     return x if n is None else x[:n]
 
 
