@@ -333,7 +333,7 @@ def test_cli_likelihood_json_contract(tmp_path):
         (["--target", "mog6", "--data", "missing.npz"], "no such file"),
         (["--target", "mog6", "--data", "held-out", "--hutchinson", "-1"], "--hutchinson"),
         (["--target", "mog6", "--data", "held-out", "--estimator", "nope"], "--estimator"),
-        (["--target", "mog10", "--data", "X2"], "data must be"),
+        (["--target", "mog10", "--data", "X2"], "are 2-D, but the model is 10-D"),
         (["--data", "held-out"], "exactly one of"),
     ],
 )

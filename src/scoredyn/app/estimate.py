@@ -108,6 +108,7 @@ def estimate_likelihood(
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
     ranks: Ranks | None = None,
+    device: str | torch.device = "cpu",
 ) -> LikelihoodEstimate:
     """``log p(x)`` of every row of ``x`` under ``source`` (see ``source_field``), in batches.
 
@@ -130,6 +131,8 @@ def estimate_likelihood(
         seed: seeds the dequantization noise, the probes and the bound's noise.
         on_batch: called with the number of rows done after each batch (a progress bar).
         ranks: this process among ``torchrun``'s (``learning.distributed.init_distributed``).
+        device: where the batches are solved (a trained model's device); the noise is drawn on the CPU
+            and the results gathered there, so the estimate is the same on any device up to rounding.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
@@ -149,12 +152,12 @@ def estimate_likelihood(
     logp, nfe = torch.zeros(x.shape[0], dtype=torch.float64), torch.zeros((), dtype=torch.float64)
     for b in range(ranks.rank, len(starts), ranks.world):
         start = starts[b]
-        rows = x[start : start + batch]
+        rows = x[start : start + batch].to(device)
         generator = torch.Generator().manual_seed(block_seed(seed, b))
         if dequantize_levels is not None:
             rows = dequantize(rows, dequantize_levels, generator)
         if estimator == "vlb":
-            logp[start : start + batch] = variational_bound(fld, rows, schedule=schedule, generator=generator)
+            logp[start : start + batch] = variational_bound(fld, rows, schedule=schedule, generator=generator).cpu()
             nfe += schedule.num_steps  # one field evaluation per step of the bound
         else:
             res = log_likelihood(
@@ -168,7 +171,7 @@ def estimate_likelihood(
                 atol=atol,
                 generator=generator,
             )
-            logp[start : start + batch] = res.logp.detach()
+            logp[start : start + batch] = res.logp.detach().cpu()
             nfe += res.nfe
         if on_batch is not None:
             on_batch(rows.shape[0])

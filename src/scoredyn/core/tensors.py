@@ -11,7 +11,18 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["as_time", "randn_like", "randn_from", "atleast_2d_points", "positive_int", "positive_float", "LOG_2PI"]
+__all__ = [
+    "as_time",
+    "generator_device",
+    "randn_like",
+    "randn_from",
+    "rand_from",
+    "PerDevice",
+    "atleast_2d_points",
+    "positive_int",
+    "positive_float",
+    "LOG_2PI",
+]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -23,16 +34,56 @@ def as_time(t: float | Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
     return torch.tensor(float(t), dtype=dtype)
 
 
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """The device a generator draws on (the CPU without one): draws are made there, then moved."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like ``x``, drawn from ``generator`` (the one source of randomness)."""
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    """Standard normal noise shaped like ``x``, drawn from ``generator`` (the one source of randomness)
+    on its device and moved to ``x``'s (``randn_from``)."""
+    return randn_from(generator, tuple(x.shape), x)
 
 
 def randn_from(generator: torch.Generator | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
     """Standard normal draws of ``shape`` in ``like``'s dtype, made on the generator's device (the CPU
     without one) and moved to ``like``'s: one generator gives the same draws wherever the data are."""
-    device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+    draws = torch.randn(shape, generator=generator, dtype=like.dtype, device=generator_device(generator))
+    return draws.to(like.device)
+
+
+def rand_from(generator: torch.Generator | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Draws of ``U[0, 1)`` of ``shape`` in ``like``'s dtype, made on the generator's device and moved to
+    ``like``'s (as ``randn_from``)."""
+    draws = torch.rand(shape, generator=generator, dtype=like.dtype, device=generator_device(generator))
+    return draws.to(like.device)
+
+
+class PerDevice:
+    """Constant tensors, each moved to a device once (on its first use there) and kept: what a field or a
+    process reads at every step reaches the particles' device once, not at every step.
+
+    Two are equal when their tensors are (a cache is not part of what a process or a field is).
+    """
+
+    def __init__(self, *tensors: Tensor) -> None:
+        self.tensors = tensors
+        self._moved: dict[torch.device, tuple[Tensor, ...]] = {}
+
+    def on(self, device: torch.device | str) -> tuple[Tensor, ...]:
+        """The tensors on ``device``."""
+        device = torch.device(device)
+        moved = self._moved.get(device)
+        if moved is None:
+            moved = self._moved[device] = tuple(t.to(device) for t in self.tensors)
+        return moved
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PerDevice) or len(other.tensors) != len(self.tensors):
+            return False
+        return all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(self.tensors, other.tensors, strict=True))
+
+    __hash__ = None  # mutable (its cache), and equal by value
 
 
 def atleast_2d_points(x: Tensor, dim: int | None = None, name: str = "x") -> Tensor:

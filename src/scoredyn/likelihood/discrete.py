@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..core.tensors import rand_from
+
 __all__ = ["bits_per_dim", "dequantize"]
 
 
@@ -53,5 +55,5 @@ def dequantize(x: Tensor, levels: int, generator: torch.Generator | None = None,
     k = (x.to(torch.float64) + 0.5 * data_range) / delta
     if ((k - k.round()).abs() > 1e-3).any() or (k.round() < 0).any() or (k.round() > levels - 1).any():
         raise ValueError(f"x must lie on the {levels}-level lattice of [-{data_range / 2}, {data_range / 2}]")
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    u = rand_from(generator, tuple(x.shape), x)  # drawn on the generator's device, moved to x's
     return x + delta * (u - 0.5)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..core.fields import Field
 from ..core.targets import GaussianMixture
-from ..core.tensors import as_time, atleast_2d_points
+from ..core.tensors import as_time, atleast_2d_points, generator_device, randn_from
 from ._flow import check_solver, solve, solve_interval
 
 __all__ = ["LikelihoodResult", "log_likelihood", "DIVERGENCES", "PROBE_DISTS"]
@@ -54,12 +54,13 @@ class LikelihoodResult:
 
 
 def _draw_probes(x: Tensor, k: int, dist: str, generator: torch.Generator | None) -> Tensor:
-    """``K`` probes per sample, ``(K, N, D)``, with ``E[eps eps^T] = I``."""
+    """``K`` probes per sample, ``(K, N, D)``, with ``E[eps eps^T] = I``, drawn on the generator's device
+    and moved to ``x``'s."""
     shape = (k, *x.shape)
     if dist == "rademacher":
-        bits = torch.randint(0, 2, shape, generator=generator, device=x.device)
-        return (2 * bits - 1).to(x.dtype)
-    return torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
+        bits = torch.randint(0, 2, shape, generator=generator, device=generator_device(generator))
+        return (2 * bits - 1).to(dtype=x.dtype, device=x.device)
+    return randn_from(generator, shape, x)
 
 
 def _basis_probes(x: Tensor) -> Tensor:

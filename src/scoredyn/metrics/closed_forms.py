@@ -140,11 +140,12 @@ def kernel_embedding(x: Tensor, mixture: GaussianMixture, bandwidth: float) -> T
     if x.shape[0] > _DISTANCE_CHUNK:  # bounds the (K, D, N) residuals
         return torch.cat([kernel_embedding(chunk, mixture, bandwidth) for chunk in torch.split(x, _DISTANCE_CHUNK)])
     h2 = float(bandwidth) ** 2
-    eye = torch.eye(mixture.dim, dtype=torch.float64)
-    covs, means = mixture.covs.to(torch.float64), mixture.means.to(torch.float64)
+    mix = mixture.to(x.device)  # computed where the points are
+    eye = torch.eye(mix.dim, dtype=torch.float64, device=x.device)
+    covs, means = mix.covs.to(torch.float64), mix.means.to(torch.float64)
     chol = torch.linalg.cholesky(h2 * eye + covs)  # (K, D, D)
     # det(I + Sigma/h^2)^{-1/2} = h^D / det(h^2 I + Sigma)^{1/2}
-    log_scale = torch.log(mixture.weights.double()) + 0.5 * mixture.dim * math.log(h2)
+    log_scale = torch.log(mix.weights.double()) + 0.5 * mix.dim * math.log(h2)
     log_scale = log_scale - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
     diff = (x.to(torch.float64)[None] - means[:, None, :]).transpose(1, 2)  # (K, D, N)
     z = torch.linalg.solve_triangular(chol, diff, upper=False)
@@ -182,20 +183,21 @@ def expected_distance(x: Tensor, mixture: GaussianMixture) -> Tensor:
     x = x.to(torch.float64)
     if x.shape[0] > _DISTANCE_CHUNK:
         return torch.cat([expected_distance(chunk, mixture) for chunk in torch.split(x, _DISTANCE_CHUNK)])
-    out = torch.zeros(x.shape[0], dtype=torch.float64)
-    lam_all, q_all = torch.linalg.eigh(mixture.covs.to(torch.float64))
-    for k in range(mixture.n_components):
+    mix = mixture.to(x.device)  # computed where the points are
+    out = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    lam_all, q_all = torch.linalg.eigh(mix.covs.to(torch.float64))
+    for k in range(mix.n_components):
         lam, q = lam_all[k].clamp_min(0.0), q_all[k]
-        m2 = ((x - mixture.means[k].to(torch.float64)) @ q) ** 2  # (N, D)
+        m2 = ((x - mix.means[k].to(torch.float64)) @ q) ** 2  # (N, D)
         spread = m2.sum(1) + lam.sum()
         lo = -math.log(float(spread.max())) - DISTANCE_NODES_REACH
         hi = -math.log(float(spread.min())) + DISTANCE_NODES_REACH
-        u = torch.arange(lo, hi + DISTANCE_NODES_STEP, DISTANCE_NODES_STEP, dtype=torch.float64)
+        u = torch.arange(lo, hi + DISTANCE_NODES_STEP, DISTANCE_NODES_STEP, dtype=torch.float64, device=x.device)
         s = u.exp()
         denom = 1.0 + 2.0 * s[:, None] * lam[None, :]  # (J, D)
         # log M = c_j - m2 @ b_j, then sum_j (1 - M) e^{-u_j/2} du as one matrix-vector product
         log_m = m2 @ (-s[:, None] / denom).T  # (N, J)
         log_m += -0.5 * torch.log(denom).sum(1)[None, :]
-        weights = torch.exp(-0.5 * u) * (-DISTANCE_NODES_STEP * float(mixture.weights[k]) / math.sqrt(4 * math.pi))
+        weights = torch.exp(-0.5 * u) * (-DISTANCE_NODES_STEP * float(mix.weights[k]) / math.sqrt(4 * math.pi))
         out += torch.expm1_(log_m) @ weights
     return out

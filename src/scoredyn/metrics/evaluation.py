@@ -292,14 +292,14 @@ def evaluate(
         raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
     if pair_budget < 1:
         raise ValueError(f"pair_budget must be >= 1, got {pair_budget}")
-    x = points(samples, "samples", target.dim).cpu()  # the target's tensors live on the CPU
+    x = points(samples, "samples", target.dim)  # scored where the samples are; the floors on the CPU
     if x.shape[0] < 2:
         raise ValueError(f"samples must hold at least 2 points, got {x.shape[0]}")
     g = torch.Generator().manual_seed(seed)
     if reference is None:
-        y = target.sample(x.shape[0], g)
+        y = target.sample(x.shape[0], g, device=x.device)
     else:
-        y = points(reference, "reference", target.dim).cpu()
+        y = points(reference, "reference", target.dim).to(x.device)
     floor_seed = int(torch.randint(2**62, (1,), generator=g))
     ctx = MetricContext(target, seed, median_heuristic(y), pair_budget)
 

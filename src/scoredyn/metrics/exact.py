@@ -49,21 +49,23 @@ def _key(mixture: GaussianMixture, *extra) -> tuple:
 
 
 def mode_counts(x: Tensor, mixture: GaussianMixture) -> Tensor:
-    """Number of points assigned to each component (largest posterior responsibility), ``(K,)`` float64,
-    in chunks of ``_ASSIGN_CHUNK`` points so that memory stays bounded at any ``N``."""
+    """Number of points assigned to each component (largest posterior responsibility), ``(K,)`` float64 on
+    the CPU (``K`` numbers, read like a metric's value), assigned on ``x``'s device in chunks of
+    ``_ASSIGN_CHUNK`` points so that memory stays bounded at any ``N``."""
     # log pi_k N(x; mu_k, L_k L_k^T) = c_k - |L_k^{-1} x - L_k^{-1} mu_k|^2 / 2: the inverse factors
     # turn the K triangular solves into one matrix product (the same rule as ``mode_weights``)
-    inv = torch.linalg.inv(mixture.chol.to(torch.float64))  # (K, D, D)
-    shift = (inv @ mixture.means.to(torch.float64)[..., None])[..., 0]  # (K, D)
-    half_logdet = torch.log(torch.diagonal(mixture.chol.to(torch.float64), dim1=-2, dim2=-1)).sum(-1)
-    const = torch.log(mixture.weights.to(torch.float64)) - half_logdet
-    stacked = inv.reshape(-1, mixture.dim).T  # (D, K*D)
-    counts = torch.zeros(mixture.n_components, dtype=torch.float64)
+    mix = mixture.to(x.device)
+    inv = torch.linalg.inv(mix.chol.to(torch.float64))  # (K, D, D)
+    shift = (inv @ mix.means.to(torch.float64)[..., None])[..., 0]  # (K, D)
+    half_logdet = torch.log(torch.diagonal(mix.chol.to(torch.float64), dim1=-2, dim2=-1)).sum(-1)
+    const = torch.log(mix.weights.to(torch.float64)) - half_logdet
+    stacked = inv.reshape(-1, mix.dim).T  # (D, K*D)
+    counts = torch.zeros(mix.n_components, dtype=torch.float64, device=x.device)
     for chunk in torch.split(x.to(torch.float64), _ASSIGN_CHUNK):
-        z = (chunk @ stacked).reshape(-1, mixture.n_components, mixture.dim) - shift  # (n, K, D)
+        z = (chunk @ stacked).reshape(-1, mix.n_components, mix.dim) - shift  # (n, K, D)
         labels = (const - 0.5 * (z * z).sum(-1)).argmax(dim=1)
-        counts += torch.bincount(labels, minlength=mixture.n_components).to(torch.float64)
-    return counts
+        counts += torch.bincount(labels, minlength=mix.n_components).to(torch.float64)
+    return counts.cpu()
 
 
 def mode_probabilities(

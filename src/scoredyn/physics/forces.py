@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..core.fields import Field
+from ..core.tensors import PerDevice
 
 __all__ = ["ForceFn", "field_force", "multi_sigma_force"]
 
@@ -75,10 +76,11 @@ def multi_sigma_force(field: Field, sigmas: Sequence[float], kT: float, walkers:
     if sig.ndim != 1 or not bool((sig > 0).all()):
         raise ValueError(f"sigmas must be positive, got {list(sigmas)}")
     t = field.process.sigma_hat_to_t(sig).repeat_interleave(walkers)
-    alpha = field.process.alpha(t)[:, None]
+    levels = PerDevice(t, field.process.alpha(t)[:, None])  # moved to the walkers' device once
 
     def force(x: Tensor) -> Tensor:
+        t_x, alpha = levels.on(x.device)
         a = alpha.to(x.dtype)
-        return (kT * a) * field.score(a * x, t)
+        return (kT * a) * field.score(a * x, t_x)
 
     return force

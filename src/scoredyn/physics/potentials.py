@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..core.tensors import PerDevice
+
 __all__ = [
     "Potential",
     "DoubleWell2D",
@@ -83,6 +85,9 @@ class DoubleWell2D(Potential):
         return torch.stack([-dU_dq, -self.k * y], dim=1)
 
 
+_MB_NAMES = ("A", "a", "b", "c", "x0", "y0")  # the Müller–Brown coefficients, four each
+
+
 class MullerBrown(Potential):
     """The Müller–Brown potential (Müller & Brown 1979, Theor. Chim. Acta 53, 75), scaled by ``scale``:
 
@@ -114,12 +119,18 @@ class MullerBrown(Potential):
             raise ValueError(f"scale must be positive, got {scale}")
         self.scale = float(scale)
         self.box = ((-3.0, 2.0), (-1.5, 3.5))
+        # the coefficients as tensors, moved to the walkers' device once
+        self._coefficients = PerDevice(*(torch.tensor(getattr(self, n), dtype=torch.float64) for n in _MB_NAMES))
+
+    def _coefficients_like(self, x: Tensor) -> dict[str, Tensor]:
+        """``A, a, b, c, x0, y0`` in ``x``'s dtype and on its device."""
+        return {n: v.to(x.dtype) for n, v in zip(_MB_NAMES, self._coefficients.on(x.device), strict=True)}
 
     def _terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``A_k exp(...)`` (N, 4) and the offsets ``dx, dy`` (N, 4)."""
-        p = {n: torch.tensor(getattr(self, n), dtype=x.dtype, device=x.device) for n in ("A", "a", "b", "c")}
-        dx = x[:, :1] - torch.tensor(self.x0, dtype=x.dtype, device=x.device)
-        dy = x[:, 1:] - torch.tensor(self.y0, dtype=x.dtype, device=x.device)
+        p = self._coefficients_like(x)
+        dx = x[:, :1] - p["x0"]
+        dy = x[:, 1:] - p["y0"]
         e = p["A"] * torch.exp(p["a"] * dx**2 + p["b"] * dx * dy + p["c"] * dy**2)
         return e, dx, dy
 
@@ -131,7 +142,7 @@ class MullerBrown(Potential):
     def force(self, x: Tensor) -> Tensor:
         self._check(x)
         e, dx, dy = self._terms(x)
-        a, b, c = (torch.tensor(getattr(self, n), dtype=x.dtype, device=x.device) for n in ("a", "b", "c"))
+        a, b, c = (self._coefficients_like(x)[n] for n in ("a", "b", "c"))
         dU_dx = (e * (2.0 * a * dx + b * dy)).sum(dim=1)
         dU_dy = (e * (b * dx + 2.0 * c * dy)).sum(dim=1)
         return -self.scale * torch.stack([dU_dx, dU_dy], dim=1)
@@ -159,7 +170,7 @@ class PairPotential(Potential):
             raise ValueError(f"need n_particles >= 2 and spatial_dim >= 1, got {n_particles}, {spatial_dim}")
         self.n_particles, self.spatial_dim = int(n_particles), int(spatial_dim)
         self.dim = self.n_particles * self.spatial_dim
-        self._pairs = torch.triu_indices(self.n_particles, self.n_particles, offset=1)
+        self._pairs = PerDevice(torch.triu_indices(self.n_particles, self.n_particles, offset=1))
 
     def phi(self, d: Tensor) -> Tensor:
         raise NotImplementedError
@@ -174,7 +185,7 @@ class PairPotential(Potential):
     def force(self, x: Tensor) -> Tensor:
         self._check(x)
         pos = x.reshape(x.shape[0], self.n_particles, self.spatial_dim)
-        i, j = self._pairs.to(x.device)
+        i, j = self._pairs.on(x.device)[0]
         r = pos[:, i] - pos[:, j]  # (N, P, d), x_i - x_j
         d = torch.linalg.vector_norm(r, dim=-1, keepdim=True)
         f_ij = -self.dphi(d) * r / d  # force on i from j; j gets the opposite

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..core.fields import CountingField, Field, NoDensityError
 from ..core.processes import Process
-from ..core.tensors import atleast_2d_points, randn_like
+from ..core.tensors import atleast_2d_points, generator_device, rand_from, randn_like
 from ..kernels import check_backend, mixture_langevin, mixture_score_log_prob, triton_runs_on
 
 __all__ = [
@@ -135,13 +135,8 @@ def check_level_grid(grid: Tensor, name: str = "grid") -> Tensor:
     return check_grid(grid, name, levels=True)
 
 
-def generator_device(generator: torch.Generator | None) -> torch.device:
-    """The device a generator draws on (the CPU without one): draws are made there, then moved."""
-    return generator.device if generator is not None else torch.device("cpu")
-
-
 def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Gaussian noise like ``x`` from the one generator of the run."""
+    """Gaussian noise like ``x`` from the one generator of the run, drawn on its device and moved to ``x``'s."""
     return randn_like(x, generator)
 
 
@@ -329,7 +324,7 @@ def mala_move(
         return MALAMove(y, s_y, lp_y, torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
     back = (x - y - h * s_y).to(torch.float64)
     log_a = (lp_y - log_p).to(torch.float64) - back.square().sum(1) / (4.0 * h) + 0.5 * xi.double().square().sum(1)
-    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64, device=x.device)
+    u = rand_from(generator, (x.shape[0],), log_a)
     accepted = torch.log(u) < log_a  # NaN log a (an overflowing proposal) is rejected
     keep = accepted[:, None]
     x, score, log_p = torch.where(keep, y, x), torch.where(keep, s_y, score), torch.where(accepted, lp_y, log_p)

@@ -224,7 +224,7 @@ def smc(
     t = grid[0]
     evaluate = density_evaluator(tracker, t, backend, device=x.device)
     s, log_p = evaluate(x)
-    log_w = (log_p - start.log_prob(x.cpu()).to(log_p)).double()
+    log_w = (log_p - start.log_prob(x).to(log_p)).double()
     log_z = torch.zeros(G, dtype=torch.float64, device=x.device)
     h = eta_factor * float(field.process.sigma(t)) ** 2
     if not h > 0:

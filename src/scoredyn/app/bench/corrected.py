@@ -44,9 +44,11 @@ def _runs(target, n: int, device: str, langevin_backend: str, levels: int = 5, s
     x_vp = start.sample(n, g).to(device, torch.float32)
     return {
         "annealed-langevin": lambda: annealed_langevin(AnalyticField(target, EDM()), x_ladder, ladder,
-                                                       steps_per_level=steps, backend=langevin_backend),
+                                                       steps_per_level=steps, backend=langevin_backend,
+                                                       generator=torch.Generator(device).manual_seed(0)),
         "annealed-mala": lambda: annealed_mala(AnalyticField(target, EDM()), x_ladder, ladder,
-                                               steps_per_level=steps - 1),
+                                               steps_per_level=steps - 1,
+                                               generator=torch.Generator(device).manual_seed(0)),
         "smc": lambda: smc(AnalyticField(target, vp), x_vp, end_points_grid(vp), start=start, steps_per_level=4,
                            target_ess=0.9, final_steps=20, generator=torch.Generator(device).manual_seed(0)),
     }  # fmt: skip

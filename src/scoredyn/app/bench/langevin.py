@@ -72,7 +72,8 @@ def run(*, quick: bool, device: str, results=None) -> list[dict]:
 
         def timed(backend, x=x, target=target, steps=steps):
             field = AnalyticField(target, process)
-            fn = lambda: annealed_langevin(field, x, grid, steps_per_level=steps, backend=backend)  # noqa: E731
+            gen = torch.Generator(device=device).manual_seed(0)  # noise drawn where the particles are
+            fn = lambda: annealed_langevin(field, x, grid, steps_per_level=steps, backend=backend, generator=gen)  # noqa: E731
             return best_time(fn, repeats=repeats, warmup=1, device=device)
 
         base = None

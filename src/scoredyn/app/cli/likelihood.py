@@ -4,6 +4,7 @@ between two data points through its latent space."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,11 @@ DataOpt = Annotated[
     str,
     typer.Option(help=f".npz (its 'samples') or .npy; or '{HELD_OUT}': the run's held-out data, fresh exact samples"),
 ]
+
+
+def _local_device(device: str) -> str:
+    """This process's device: under ``torchrun`` on CUDA, the GPU of its local rank."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
 
 
 def _data(spec: str, source, n: int | None, seed: int) -> torch.Tensor:
@@ -85,8 +91,9 @@ def likelihood(
         fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
     from ...learning.distributed import finish, init_distributed
 
-    ranks, _ = init_distributed("cpu")  # under torchrun: the batches are shared out (the ODE runs on the CPU)
-    source, source_name = resolve_source(target, checkpoint, ema=ema, device=check_device(device))
+    ranks, _ = init_distributed("cpu")  # under torchrun: the batches are shared out, gathered on the CPU (gloo)
+    dev = _local_device(check_device(device))
+    source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     x = _data(data, source, n or None, seed)
     t0 = time.perf_counter()
     with progress(disable=not ranks.main) as bar:
@@ -105,6 +112,7 @@ def likelihood(
             seed=seed,
             on_batch=lambda rows: bar.advance(task, rows),
             ranks=ranks,
+            device=dev,
         )
     finish(ranks)
     if not ranks.main:
@@ -146,7 +154,8 @@ def interpolate(
         fail(f"--n must be at least 2, got {n}")
     if not rtol > 0:
         fail(f"--rtol must be positive, got {rtol}")
-    source, source_name = resolve_source(target, checkpoint, ema=ema, device=check_device(device))
+    dev = check_device(device)
+    source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     x = _data(data, source, None, seed)
     i, j = pair
     if not (0 <= i < x.shape[0] and 0 <= j < x.shape[0]) or i == j:
@@ -154,9 +163,10 @@ def interpolate(
     fld, _prior, sigma_min = source_field(source, process)
     t0 = data_end_time(fld.process, sigma_min)
     ends = x[[i, j]]
-    z = encode(fld, ends, t0=t0, rtol=rtol, atol=rtol)
+    z = encode(fld, ends.to(dev), t0=t0, rtol=rtol, atol=rtol)
     latents = slerp(z[0], z[1], n)
-    path = decode(fld, latents, t0=t0, rtol=rtol, atol=rtol)
+    path = decode(fld, latents, t0=t0, rtol=rtol, atol=rtol).cpu()
+    latents = latents.cpu()
     if not torch.isfinite(path).all():
         fail("the decoded path has NaN or inf; nothing written")
     settings = {"source": source_name, "pair": [i, j], "n": n, "rtol": rtol, "t0": t0, "versions": versions()}

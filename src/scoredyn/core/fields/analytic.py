@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..processes import Process
 from ..targets import GaussianMixture
-from ..tensors import LOG_2PI, as_time, positive_int
+from ..tensors import LOG_2PI, PerDevice, as_time, positive_int
 from .base import Field, map_row_chunks, rows_per_chunk
 
 __all__ = ["AnalyticField"]
@@ -105,10 +105,11 @@ class AnalyticField(Field):
         if chunk_bytes is not None:
             positive_int(chunk_bytes, "chunk_bytes")
         self.target, self.process, self.dtype, self.chunk_bytes = target, process, dtype, chunk_bytes
-        self._cache: tuple[float, Tensor, Tensor, Tensor, float] | None = None
-        # the means (D, K) and covariances (D, D, K) in dtype, components last
-        self._means = target.means.T.to(dtype).contiguous()
-        self._covs = target.covs.permute(1, 2, 0).to(dtype).contiguous()
+        # the last time's factors on each device the field was evaluated on
+        self._cache: dict[torch.device, tuple[float, Tensor, Tensor, Tensor, float]] = {}
+        # the means (D, K) and covariances (D, D, K) in dtype, components last; moved to a device once
+        means, covs = target.means.T.to(dtype).contiguous(), target.covs.permute(1, 2, 0).to(dtype).contiguous()
+        self._constants = PerDevice(means, covs)
 
     def bytes_per_row(self, per_sample: bool = False) -> int:
         """An upper estimate of one row's intermediates, in bytes: the residuals, their two
@@ -124,30 +125,35 @@ class AnalyticField(Field):
         """Rows per chunk at time ``t`` (a scalar, or one per row): ``budget // bytes_per_row``, >= 1."""
         return rows_per_chunk(self.bytes_per_row(as_time(t).ndim == 1), self.chunk_bytes)
 
-    def _factor(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
-        """At one time ``t`` (cached for the last one), components last: the Cholesky factors ``L_k`` of
-        ``S_k`` (D, D, K), the scaled means ``m_k`` (D, K), the constant part of the joint log density
-        ``log pi_k - log|L_k| - D/2 log 2 pi`` (K,), and ``alpha``; computed in float64, kept in ``dtype``."""
+    def _factor(self, t: Tensor, device: torch.device) -> tuple[Tensor, Tensor, Tensor, float]:
+        """At one time ``t`` (cached for the last one on each device), components last: the Cholesky
+        factors ``L_k`` of ``S_k`` (D, D, K), the scaled means ``m_k`` (D, K), the constant part of the
+        joint log density ``log pi_k - log|L_k| - D/2 log 2 pi`` (K,), and ``alpha``; computed in float64
+        where the target lives (the same factors whatever the particles' device), kept in ``dtype`` on
+        ``device``."""
         key = float(t)
-        if self._cache is None or self._cache[0] != key:
+        cached = self._cache.get(device)
+        if cached is None or cached[0] != key:
             c = self.coefficients_at(t)
             a, s = float(c.alpha), float(c.sigma)
             tg = self.target
-            eye = torch.eye(tg.dim, dtype=torch.float64)
+            eye = torch.eye(tg.dim, dtype=torch.float64, device=tg.device)
             chol = torch.linalg.cholesky(a**2 * tg.covs + s**2 * eye)  # (K, D, D)
             half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
             const = torch.log(tg.weights) - half_logdet - 0.5 * tg.dim * LOG_2PI
             chol, m = chol.permute(1, 2, 0), (a * tg.means).T
-            self._cache = (key, *(v.to(self.dtype).contiguous() for v in (chol, m, const)), a)
-        return self._cache[1], self._cache[2], self._cache[3], self._cache[4]
+            cached = (key, *(v.to(device=device, dtype=self.dtype).contiguous() for v in (chol, m, const)), a)
+            self._cache[device] = cached
+        return cached[1], cached[2], cached[3], cached[4]
 
-    def _factor_per_sample(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _factor_per_sample(self, t: Tensor, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The same at one time per row, ``t`` (N,): ``L_k`` (D, D, N, K), ``m_k`` (D, N, K), the
-        constant (N, K) and ``alpha`` (N, 1). The ``N x K`` factors are computed one matrix at a time
-        (batched LAPACK calls), so a row's do not depend on the others either."""
-        tg = self.target
+        constant (N, K) and ``alpha`` (N, 1), computed on ``device`` (the ``N x K`` factors are as many as
+        the particles). They are computed one matrix at a time (batched LAPACK calls), so a row's do not
+        depend on the others either."""
+        tg, t = self.target.to(device), t.to(device)
         a, s = self.process.alpha(t)[:, None, None, None], self.process.sigma(t)[:, None, None, None]
-        eye = torch.eye(tg.dim, dtype=torch.float64)
+        eye = torch.eye(tg.dim, dtype=torch.float64, device=device)
         chol = torch.linalg.cholesky(a**2 * tg.covs[None] + s**2 * eye)  # (N, K, D, D)
         half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         const = torch.log(tg.weights) - half_logdet - 0.5 * tg.dim * LOG_2PI
@@ -160,7 +166,7 @@ class AnalyticField(Field):
         ``w`` (N, K), ``S_k^{-1}(x - m_k)`` as D columns (N, K), and ``alpha`` (a float, or (N, 1)), in
         ``dtype``; with ``with_log_prob`` also ``log p_t(x)`` (N,), the log-sum-exp of the same
         component terms. ``score`` and ``denoise`` call it on chunks of ``chunk_rows(t)`` rows."""
-        chol, m, const, a = self._factor(t) if t.ndim == 0 else self._factor_per_sample(t)
+        chol, m, const, a = self._factor(t, x.device) if t.ndim == 0 else self._factor_per_sample(t, x.device)
         x = x.to(self.dtype)
         diff = [x[:, i, None] - m_i for i, m_i in enumerate(m)]  # x - m_k, D columns (N, K)
         z = _solve_lower(chol, diff)  # L_k^{-1}(x - m_k)
@@ -206,7 +212,8 @@ class AnalyticField(Field):
         return -_weighted(w, prec_diff)
 
     def _denoise_from(self, w: Tensor, prec_diff: list[Tensor], a: float | Tensor) -> Tensor:
-        return _weighted(w, self._means) + a * _weighted(w, _times(self._covs, prec_diff))
+        means, covs = self._constants.on(w.device)
+        return _weighted(w, means) + a * _weighted(w, _times(covs, prec_diff))
 
     def log_prob(self, x: Tensor, t: float | Tensor) -> Tensor:
         """Exact ``log p_t(x)`` of the noised mixture, (N,)."""

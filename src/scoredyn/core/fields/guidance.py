@@ -40,10 +40,11 @@ Classifier = Callable[[Tensor, Tensor], Tensor]  # (x (N, D), t 0-dim) -> logits
 
 def mixture_classifier(target: GaussianMixture, process: Process) -> Classifier:
     """The exact noise-conditional classifier of a mixture's components: logits
-    ``log pi_k + log N(x; alpha mu_k, alpha^2 Sigma_k + sigma^2 I)`` of the noised mixture."""
+    ``log pi_k + log N(x; alpha mu_k, alpha^2 Sigma_k + sigma^2 I)`` of the noised mixture, noised on
+    ``x``'s device (the target is moved there once)."""
 
     def logits(x: Tensor, t: Tensor) -> Tensor:
-        return target.noised(process, t).component_log_prob(x)
+        return target.to(x.device).noised(process, t).component_log_prob(x)
 
     return logits
 

@@ -113,6 +113,8 @@ class NetworkField(PredictingField):
             c_in, sigma_hat, c_noise = self._input_terms(a, s)
         if y is None and self.labels is not None:
             y = self.labels.expand(n) if self.labels.ndim == 0 else self.labels
+        if y is not None:
+            y = y.to(x.device)  # the network's embedding is where the particles are
         return a, s, da, ds, c_in, sigma_hat, c_noise.expand(n).contiguous(), y
 
     @staticmethod

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..tensors import as_time
+from ..tensors import PerDevice, as_time
 from .base import Process
 
 __all__ = ["DDPMSchedule"]
@@ -46,6 +46,8 @@ class DDPMSchedule(Process):
         # log abar at integer times 0..T; log abar_0 = 0
         self._log_1mb = torch.log1p(-betas)
         self._log_abar = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(self._log_1mb, 0)])
+        # the two tables on each device its times come from (read at every step)
+        self._tables = PerDevice(self._log_abar, self._log_1mb)
 
     @property
     def alphas_cumprod(self) -> Tensor:
@@ -59,7 +61,8 @@ class DDPMSchedule(Process):
 
     def _log_alpha2(self, t: Tensor) -> Tensor:
         t, n = self._segment(t)
-        return self._log_abar[n - 1] + (t - (n - 1)) * self._log_1mb[n - 1]
+        log_abar, log_1mb = self._tables.on(t.device)
+        return log_abar[n - 1] + (t - (n - 1)) * log_1mb[n - 1]
 
     def alpha(self, t):
         return torch.exp(0.5 * self._log_alpha2(as_time(t)))
@@ -68,8 +71,8 @@ class DDPMSchedule(Process):
         return torch.sqrt(-torch.expm1(self._log_alpha2(as_time(t))))
 
     def f(self, t):
-        _, n = self._segment(as_time(t))
-        return 0.5 * self._log_1mb[n - 1]
+        t, n = self._segment(as_time(t))
+        return 0.5 * self._tables.on(t.device)[1][n - 1]
 
     def d_sigma2(self, t):
         return -2.0 * self.f(t) * self.alpha(t) ** 2
@@ -87,9 +90,9 @@ class DDPMSchedule(Process):
     def sigma_to_t(self, sigma):
         # invert the piecewise-linear log abar (decreasing in t)
         target = torch.log1p(-(as_time(sigma) ** 2))
-        neg = -self._log_abar  # increasing
-        n = torch.searchsorted(neg, -target).clamp(1, self.num_steps)
-        frac = (target - self._log_abar[n - 1]) / self._log_1mb[n - 1]
+        log_abar, log_1mb = self._tables.on(target.device)
+        n = torch.searchsorted(-log_abar, -target).clamp(1, self.num_steps)  # -log abar is increasing
+        frac = (target - log_abar[n - 1]) / log_1mb[n - 1]
         return (n - 1).to(torch.float64) + frac
 
     def betas_tilde(self) -> Tensor:

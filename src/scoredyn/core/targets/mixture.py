@@ -7,22 +7,25 @@ Everything is computed through Cholesky factors and log-sum-exp; no explicit inv
 
 from __future__ import annotations
 
-import json
+import copy
 import math
 import os
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ...util.files import atomic_write_json
-from ..tensors import LOG_2PI, as_time
+from ...util.files import atomic_write_json, read_json
+from ..tensors import LOG_2PI, as_time, generator_device
 
 __all__ = ["GaussianMixture", "random_mixture", "rotated_cov", "component_terms", "precision_times"]
 
 
 class GaussianMixture:
-    """A mixture of full-covariance Gaussians, stored in float64.
+    """A mixture of full-covariance Gaussians, stored in float64 on one device (the means' device; the
+    CPU for lists).
+
+    Everything evaluated at points ``x`` (densities, responsibilities, the score) runs on ``x``'s device,
+    with the mixture's tensors moved there once (``to``); draws are made on the generator's device.
 
     Args:
         weights: ``(K,)`` positive, summing to 1.
@@ -32,12 +35,30 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs, name: str = "mixture") -> None:
-        w = torch.as_tensor(weights, dtype=torch.float64)
         m = torch.as_tensor(means, dtype=torch.float64)
-        c = torch.as_tensor(covs, dtype=torch.float64)
+        w = torch.as_tensor(weights, dtype=torch.float64, device=m.device)
+        c = torch.as_tensor(covs, dtype=torch.float64, device=m.device)
         _validate(w, m, c)
         self.weights, self.means, self.covs, self.name = w, m, c, name
         self.chol = torch.linalg.cholesky(c)
+        self._copies: dict[torch.device, GaussianMixture] = {m.device: self}
+
+    # --- where its tensors live ------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def to(self, device: torch.device | str) -> GaussianMixture:
+        """This mixture with its tensors on ``device`` (the factors moved, not recomputed): made once per
+        device and kept, so a field or a metric that asks at every step moves nothing after the first."""
+        device = torch.device(device)
+        moved = self._copies.get(device)
+        if moved is None:
+            moved = copy.copy(self)  # shares the table of copies
+            for name in ("weights", "means", "covs", "chol"):
+                setattr(moved, name, getattr(self, name).to(device))
+            self._copies[device] = moved
+        return moved
 
     # --- basic facts ---------------------------------------------------------------------------
     @property
@@ -59,11 +80,23 @@ class GaussianMixture:
         return second - torch.outer(m, m)
 
     # --- sampling and densities ------------------------------------------------------------------
-    def sample(self, n: int, generator: torch.Generator | None = None, return_labels: bool = False):
-        """Draw ``n`` exact samples ``x = mu_k + L_k z`` with ``k ~ Cat(pi)``, ``z ~ N(0, I)``."""
-        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        x = self.means[k] + torch.einsum("nij,nj->ni", self.chol[k], z)
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        return_labels: bool = False,
+        *,
+        device: torch.device | str | None = None,
+    ):
+        """Draw ``n`` exact samples ``x = mu_k + L_k z`` with ``k ~ Cat(pi)``, ``z ~ N(0, I)``, made on the
+        generator's device (the CPU without one: one seed gives the same draws wherever they go), then
+        moved to ``device`` when given."""
+        m = self.to(generator_device(generator))
+        k = torch.multinomial(m.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=m.device)
+        x = m.means[k] + torch.einsum("nij,nj->ni", m.chol[k], z)
+        if device is not None:
+            x, k = x.to(device), k.to(device)
         return (x, k) if return_labels else x
 
     def component_log_prob(self, x: Tensor) -> Tensor:
@@ -71,7 +104,8 @@ class GaussianMixture:
         return self._whiten(x)[0]
 
     def _whiten(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return component_terms(x.to(torch.float64), torch.log(self.weights), self.means, self.chol)
+        m = self.to(x.device)
+        return component_terms(x.to(torch.float64), torch.log(m.weights), m.means, m.chol)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x)``, shape ``(N,)``."""
@@ -85,7 +119,7 @@ class GaussianMixture:
         """Exact ``grad log p(x) = -sum_k w_k(x) Sigma_k^{-1} (x - mu_k)``, shape ``(N, D)``."""
         log_joint, z = self._whiten(x)
         w = torch.softmax(log_joint, dim=1)  # (N, K)
-        return -torch.einsum("nk,kdn->nd", w, precision_times(self.chol, z))
+        return -torch.einsum("nk,kdn->nd", w, precision_times(self.to(x.device).chol, z))
 
     def precision_terms(self) -> tuple[Tensor, Tensor, Tensor]:
         """The mixture in the form a fused score reads: means ``m_k`` (K, D), precisions
@@ -101,7 +135,7 @@ class GaussianMixture:
     def noised(self, process, t: float | Tensor) -> GaussianMixture:
         """The exact marginal ``p_t`` under ``process`` at time ``t`` (itself a mixture)."""
         a, s = float(process.alpha(as_time(t))), float(process.sigma(as_time(t)))
-        eye = torch.eye(self.dim, dtype=torch.float64)
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
         return GaussianMixture(self.weights, a * self.means, a**2 * self.covs + s**2 * eye, self.name)
 
     # --- JSON ------------------------------------------------------------------------------------
@@ -131,15 +165,7 @@ class GaussianMixture:
     @classmethod
     def load(cls, path: str | os.PathLike) -> GaussianMixture:
         """Read and validate a mixture JSON file (DESIGN.md: name, weights, means, covs)."""
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ValueError(f"cannot read mixture file {path}: {e.strerror}") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "mixture file"))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the mixture as JSON, atomically (``util.files.atomic_write_json``)."""

@@ -81,34 +81,34 @@ def mog10() -> GaussianMixture:
 
 def _figure8(n: int, g: torch.Generator) -> Tensor:
     # lemniscate of Gerono, scaled to about [-4, 4] x [-2, 2], with small isotropic noise
-    s = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    s = torch.rand(n, generator=g, dtype=torch.float64, device=g.device) * 2 * math.pi
     x = torch.stack([4.0 * torch.sin(s), 4.0 * torch.sin(s) * torch.cos(s)], 1)
-    return x + 0.15 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return x + 0.15 * torch.randn(n, 2, generator=g, dtype=torch.float64, device=g.device)
 
 
 def _moons(n: int, g: torch.Generator) -> Tensor:
-    upper = torch.rand(n, generator=g) < 0.5
-    s = torch.rand(n, generator=g, dtype=torch.float64) * math.pi
+    upper = torch.rand(n, generator=g, device=g.device) < 0.5
+    s = torch.rand(n, generator=g, dtype=torch.float64, device=g.device) * math.pi
     x = torch.where(
         upper[:, None],
         torch.stack([torch.cos(s), torch.sin(s)], 1),
         torch.stack([1.0 - torch.cos(s), 0.5 - torch.sin(s)], 1),
     )
-    x = (x - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 2.5
-    return x + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    x = (x - torch.tensor([0.5, 0.25], dtype=torch.float64, device=g.device)) * 2.5
+    return x + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64, device=g.device)
 
 
 def _swissroll(n: int, g: torch.Generator) -> Tensor:
-    s = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g, dtype=torch.float64))
+    s = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g, dtype=torch.float64, device=g.device))
     x = torch.stack([s * torch.cos(s), s * torch.sin(s)], 1) / 3.0
-    return x + 0.15 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return x + 0.15 * torch.randn(n, 2, generator=g, dtype=torch.float64, device=g.device)
 
 
 def _checkerboard(n: int, g: torch.Generator) -> Tensor:
     # uniform on the 8 dark squares of a 4 x 4 board over [-4, 4]^2
-    col = torch.randint(0, 4, (n,), generator=g)
-    row = 2 * torch.randint(0, 2, (n,), generator=g) + (col % 2)
-    u = torch.rand(n, 2, generator=g, dtype=torch.float64)
+    col = torch.randint(0, 4, (n,), generator=g, device=g.device)
+    row = 2 * torch.randint(0, 2, (n,), generator=g, device=g.device) + (col % 2)
+    u = torch.rand(n, 2, generator=g, dtype=torch.float64, device=g.device)
     return torch.stack([col + u[:, 0], row + u[:, 1]], 1) * 2.0 - 4.0
 
 
@@ -122,10 +122,14 @@ class PointCloud:
 
     dim: int = 2
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` points, shape ``(n, 2)``, float64."""
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, *, device: torch.device | str | None = None
+    ) -> Tensor:
+        """``n`` points, shape ``(n, 2)``, float64, drawn on the generator's device (the draw functions
+        draw there) and moved to ``device`` when given."""
         g = generator if generator is not None else torch.Generator().manual_seed(0)
-        return self.draw(n, g)
+        x = self.draw(n, g)
+        return x if device is None else x.to(device)
 
     def as_mixture(self, n_points: int = 512, seed: int = 0) -> GaussianMixture:
         """The Gaussian KDE of ``n_points`` fixed points (bandwidth ``h``) as an exact mixture."""

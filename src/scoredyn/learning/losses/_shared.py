@@ -8,13 +8,9 @@ import torch
 from torch import Tensor
 
 from ...core.processes import Process
+from ...core.tensors import generator_device
 
 __all__ = ["generator_device", "uniform64", "normal64", "randint_from", "num_steps", "sq_norm"]
-
-
-def generator_device(generator: torch.Generator | None) -> torch.device:
-    """The device ``generator`` draws on (the CPU without one)."""
-    return generator.device if generator is not None else torch.device("cpu")
 
 
 def uniform64(n: int, generator: torch.Generator | None) -> Tensor:
