@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="scoredyn: diffusion models as generative particle dynamics.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line, however long its path
 out = Console(width=None if sys.stdout.isatty() else 140)  # piped tables stay one line per row
 
 

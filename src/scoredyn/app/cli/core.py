@@ -99,7 +99,7 @@ def sample(
         block_size = blocks_within_budget(n, dim, steps, level_count, sampler, memory_gib)
         if block_size is not None:
             err.print(f"{n:,} particles exceed the {memory_gib:g} GiB budget in one pass: "
-                      f"drawing them in blocks of {block_size:,}, each with its own seed", soft_wrap=True)  # fmt: skip
+                      f"drawing them in blocks of {block_size:,}, each with its own seed")  # fmt: skip
     options = {"steps": steps, "levels": levels, "process": process, "grid": tuned or grid, "start": start,
                "dtype": torch.float32 if float32 else torch.float64, "label": klass, "guidance": guidance}  # fmt: skip
     if block_size is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
