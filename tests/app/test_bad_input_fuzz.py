@@ -264,7 +264,14 @@ JSON_VALUES = st.recursive(
 
 CHECKPOINT_CORRUPTIONS = ["truncated", "flipped byte", "truncated, checksum matched", "wrong shape", "non-finite",
                           "run.json not a run", "sidecar not a sidecar", "tensors missing", "run.json missing",
-                          "run.json garbage"]  # fmt: skip
+                          "run.json garbage", "run.json field", "sidecar field", "no ema weights",
+                          "config builds a huge net"]  # fmt: skip
+RUN_FIELDS = {"dim": ["2", 0, -1, 2.5, None, 10**12, True], "num_classes": ["0", -1, 1.5, None],
+              "sigma_data": ["1", -1.0, None, [1.0]], "parameterization": ["nope", 3, None],
+              "data_mean": ["x", [0.0], [0.0, 0.0, 0.0], [[0.0, "a"]]], "data_cov": [[1.0, 0.0], "x", None],
+              "data_file": ["x", {"standardize": {"mean": [0.0], "std": [1.0, 1.0]}},
+                            {"standardize": {"mean": [0.0, 0.0], "std": [1.0, 0.0]}}]}  # fmt: skip
+SIDECAR_FIELDS = {"step": [None, -1, "4", 1.5], "groups": [3, None, [1, 2], "ema"]}
 
 
 @st.composite
@@ -307,6 +314,24 @@ def checkpoint_corruption(draw, kind: str):
             (run / "run.json").unlink()
         elif kind == "run.json garbage":
             (run / "run.json").write_bytes(bytes([byte]) * (1 + int(frac * 50)))
+        elif kind in ("run.json field", "sidecar field"):
+            path, fields = (run / "run.json", RUN_FIELDS) if kind == "run.json field" else (sidecar, SIDECAR_FIELDS)
+            doc = json.loads(path.read_text())
+            key = sorted(fields)[int(pos * len(fields))]
+            doc[key] = fields[key][int(frac * len(fields[key]))]
+            path.write_text(json.dumps(doc))
+        elif kind == "no ema weights":  # a checkpoint that kept the raw weights alone, checksum matched
+            state = {k: v for k, v in safetensors.torch.load(data).items() if not k.startswith("ema/")}
+            data = safetensors.torch.save(state)
+            tensors.write_bytes(data)
+            _match_checksum(sidecar, data)
+            meta = json.loads(sidecar.read_text())
+            meta["groups"] = [g for g in meta["groups"] if g != "ema"]
+            sidecar.write_text(json.dumps(meta))
+        elif kind == "config builds a huge net":  # 1e7 hidden units: terabytes, were it built before checking
+            doc = json.loads((run / "run.json").read_text())
+            doc["config"]["model"]["hidden"] = 10**7 + byte
+            (run / "run.json").write_text(json.dumps(doc))
 
     return corrupt
 
@@ -321,3 +346,20 @@ def test_corrupt_checkpoint_folders_are_one_line(trained, kind, data):
         shutil.copytree(trained, run)
         corrupt(run)
         _sample(["--checkpoint", run], Path(tmp) / "s.npz")
+
+
+@pytest.mark.parametrize(
+    "file, key, value",
+    [("run.json", k, v) for k, vs in RUN_FIELDS.items() for v in vs]
+    + [("sidecar", k, v) for k, vs in SIDECAR_FIELDS.items() for v in vs],
+    ids=lambda v: str(v)[:24],
+)
+def test_every_bad_run_or_sidecar_field_is_one_line(trained, tmp_path, file, key, value):
+    """Each value of each field that rebuilding the model reads, made wrong in turn."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    path = run / "run.json" if file == "run.json" else _tensors_file(run)[0]
+    doc = json.loads(path.read_text())
+    doc[key] = value
+    path.write_text(json.dumps(doc))
+    _sample(["--checkpoint", run], tmp_path / "s.npz")

@@ -312,6 +312,11 @@ def _verified_tensors_file(sidecar: Path) -> tuple[Path, dict[str, Any]]:
     meta = read_json(sidecar, "checkpoint sidecar")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not all(k in meta for k in _RESERVED):
         raise ValueError(f"{sidecar} is not a format-{FORMAT} checkpoint sidecar")
+    step, groups = meta["step"], meta["groups"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"{sidecar}: its step must be an integer >= 0, got {str(step)[:40]!r}")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError(f"{sidecar}: its groups must be a list of names, got {str(groups)[:60]!r}")
     name = meta["file"]
     if not isinstance(name, str) or Path(name).name != name:
         raise ValueError(f"{sidecar} names an invalid tensors file {name!r}")

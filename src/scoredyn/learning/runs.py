@@ -8,6 +8,7 @@ live in ``src/scoredyn/pretrained/<name>`` and are found by name (``PRETRAINED``
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.fields import NetworkField, network_field
+from ..core.fields import PARAMETERIZATIONS, NetworkField, network_field
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..util.files import atomic_path, atomic_write_json, read_json
@@ -31,6 +32,7 @@ __all__ = [
     "net_kwargs",
     "read_run",
     "load_trained",
+    "check_run_info",
     "export_model",
 ]
 
@@ -107,11 +109,13 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     """Rebuild the trained field of a run folder (``run.json`` + the newest good checkpoint, or a
     ``model.safetensors`` with the weights alone, as shipped models have); see ``read_run``."""
     directory, info, config = read_run(directory)
-    missing = [k for k in RUN_KEYS if k not in info]
-    if missing:
-        raise ValueError(f"{directory / RUN_FILE} is not a run file: it lacks {', '.join(missing)}")
+    check_run_info(info, directory / RUN_FILE)
     energy = info["parameterization"] == "energy"
-    net = build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
+    try:  # the network's shapes first, on the meta device: a config asking for a huge net allocates nothing
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in _build(config, info, energy).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{directory / RUN_FILE}: its config does not build a network ({_first_line(err)})") from None
     sidecar, skipped = newest_good_checkpoint(directory / "checkpoints")
     if sidecar is None and skipped and not (directory / "model.safetensors").exists():
         more = f" (and {len(skipped) - 1} older, also unusable)" if len(skipped) > 1 else ""
@@ -121,7 +125,10 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
     weights = sidecar
     if sidecar is not None:
         tensors, meta = load_checkpoint(sidecar)
-        step = int(meta["step"])
+        step = meta["step"]
+        group = "ema" if ema else "model"
+        if group not in tensors:
+            raise ValueError(f"checkpoint {sidecar} holds no {group} weights (its groups: {', '.join(tensors)})")
         if ema:
             prefix = "module."
             state = {k[len(prefix) :]: v for k, v in tensors["ema"].items() if k.startswith(prefix)}
@@ -131,21 +138,92 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         from .checkpoints import read_tensors
 
         weights = directory / "model.safetensors"
-        state, step = read_tensors(weights), int(info.get("step", 0))
+        state, step = read_tensors(weights), info.get("step", 0)
+        if not _is_int(step) or step < 0:
+            raise ValueError(f"{directory / RUN_FILE}: its step must be an integer >= 0, got {step!r}")
     else:
         raise ValueError(f"{directory} has no checkpoint and no model.safetensors")
-    for key, tensor in state.items():  # weights, unlike a checkpoint's other entries, are always finite
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{weights}: weight {key!r} holds NaN or infinite values")
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:  # missing, unexpected or wrongly shaped tensors
-        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
-        raise ValueError(f"{weights} does not fit the network of {directory / RUN_FILE}: {first[:160]}") from None
+    _check_weights(state, shapes, weights, directory / RUN_FILE)
+    net = _build(config, info, energy)
+    net.load_state_dict(state)
     net.eval().requires_grad_(False).to(device)
     process = resolve_process(config.objective.process)
     field_ = network_field(net, process, info["parameterization"], sigma_data=info["sigma_data"])
     return TrainedModel(field_, config, info, step, str(directory))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _first_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:160]
+
+
+def check_run_info(info: dict, run_file: Path) -> None:
+    """Check what rebuilding the field reads from ``run.json``, before anything is built: the keys of
+    ``RUN_KEYS`` with their types, the data's moments (``dim`` numbers, a ``dim x dim`` covariance) and
+    a data file's standardization (``dim`` means, ``dim`` positive scales). A ValueError names the key."""
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise ValueError(f"{run_file} is not a run file: it lacks {', '.join(missing)}")
+
+    def bad(key: str, want: str) -> ValueError:
+        return ValueError(f"{run_file}: {key} must be {want}, got {str(info.get(key))[:60]!r}")
+
+    dim = info["dim"]
+    if not _is_int(dim) or dim < 1:
+        raise bad("dim", "an integer >= 1")
+    if not _is_int(info["num_classes"]) or info["num_classes"] < 0:
+        raise bad("num_classes", "an integer >= 0")
+    if info["parameterization"] not in PARAMETERIZATIONS:
+        raise bad("parameterization", f"one of {', '.join(PARAMETERIZATIONS)}")
+    if not _is_number(info["sigma_data"]) or info["sigma_data"] < 0:
+        raise bad("sigma_data", "a finite number >= 0")
+    for key, size in (("data_mean", dim), ("data_cov", dim * dim)):
+        if key in info and not _numbers(info[key], size):
+            raise bad(key, f"{size} finite numbers")
+    if "data_file" in info and not isinstance(info["data_file"], dict):
+        raise bad("data_file", "an object")
+    standardize = info.get("data_file", {}).get("standardize")
+    if standardize is not None:
+        ok = isinstance(standardize, dict) and all(_numbers(standardize.get(k), dim) for k in ("mean", "std"))
+        if not ok or min(_flat(standardize["std"])) <= 0:
+            raise bad("data_file", f"a standardization of {dim} means and {dim} positive scales")
+
+
+def _flat(v) -> list:
+    return [y for x in v for y in _flat(x)] if isinstance(v, list) else [v]
+
+
+def _numbers(v, size: int) -> bool:
+    """``v`` is a (possibly nested) list of exactly ``size`` finite numbers."""
+    if not isinstance(v, list):
+        return False
+    flat = _flat(v)
+    return len(flat) == size and all(_is_number(x) for x in flat)
+
+
+def _build(config: TrainConfig, info: dict, energy: bool):
+    return build_net(config.model.net, info["dim"], info["num_classes"], energy=energy, **net_kwargs(config))
+
+
+def _check_weights(state: dict, shapes: dict, weights: Path, run_file: Path) -> None:
+    """The weights are those of the network ``run_file`` describes (names and shapes), and finite."""
+    missing = sorted(set(shapes) - set(state))
+    unexpected = sorted(set(state) - set(shapes))
+    wrong = [k for k in shapes if k in state and tuple(state[k].shape) != shapes[k]]
+    if missing or unexpected or wrong:
+        what = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}" if unexpected
+                else f"{wrong[0]!r} is {tuple(state[wrong[0]].shape)}, the network's {shapes[wrong[0]]}")  # fmt: skip
+        raise ValueError(f"{weights} does not fit the network of {run_file}: {what}")
+    for key, tensor in state.items():  # weights, unlike a checkpoint's other entries, are always finite
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{weights}: weight {key!r} holds NaN or infinite values")
 
 
 def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
