@@ -235,3 +235,21 @@ def test_unwritable_outputs_and_unreadable_samples_are_one_line(tmp_path):
         proc = run_cli("evaluate", "--target", "mog6", "--samples", path, check=False)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and phrase in lines[0], lines
+
+
+def test_an_allocation_the_machine_cannot_make_is_one_line(tmp_path):
+    """A budget raised past the machine's memory (here a 6 GB address-space limit): the failed
+    allocation of 1e9 particles (7.45 GiB) ends as one line and exit 2, with the size asked for."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 10**9, 6 * 10**9))
+
+    out = tmp_path / "s.npz"
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", "sample", "--target", "mog6", "--sampler", "unipc",
+                           "--steps", "5", "--n", str(10**9), "--memory-gib", "1000", "--out", str(out)],
+                          capture_output=True, text=True, preexec_fn=limit)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("scoredyn: error: out of memory") and "7.45 GiB asked for" in lines[0]
+    assert not out.exists()

@@ -4,9 +4,11 @@ exit status 2 — never a traceback, never a half-written file."""
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
+import torch
 import typer
 
 from . import bench, core, figures, grids, likelihood, pages, physics, training  # noqa: F401  (each registers its commands on the app)
@@ -20,6 +22,23 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"scoredyn: warning: {' '.join(str(message).split())}\n"
 
 
+OUT_OF_MEMORY = "out of memory: use fewer particles, steps or rows (or a lower --memory-gib where a command has it)"
+
+
+def _out_of_memory(e: RuntimeError) -> bool:
+    """torch's failed allocations: ``torch.OutOfMemoryError`` (CUDA) and the CPU allocator's error."""
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
+
+
+def _allocation(e: RuntimeError) -> str:
+    """The size torch tried to allocate, from its message (``... allocate 8000000000 bytes ...``)."""
+    match = re.search(r"allocate ([0-9.]+) ?(bytes|[KMGT]i?B)", str(e))
+    if match is None:
+        return "a failed allocation"
+    size = float(match[1]) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}.get(match[2], 1)
+    return f"{size / 2**30:,.3g} GiB asked for"
+
+
 def main() -> None:
     """Entry point: run the app; user errors become one stderr line and exit status 2; warnings one line each."""
     warnings.formatwarning = _one_line_warning
@@ -28,9 +47,15 @@ def main() -> None:
     except (BadInput, ValueError) as e:
         print(f"scoredyn: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except MemoryError:
+        print(f"scoredyn: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        sys.exit(2)
     except RuntimeError as e:
         from ...learning import TrainingDiverged
 
+        if _out_of_memory(e):  # the budget was raised past what the machine has, or a GPU is full
+            print(f"scoredyn: error: {OUT_OF_MEMORY} ({_allocation(e)})", file=sys.stderr)
+            sys.exit(2)
         if not isinstance(e, TrainingDiverged):
             raise
         print(f"scoredyn: error: {e}", file=sys.stderr)
