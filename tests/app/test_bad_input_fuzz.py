@@ -15,10 +15,12 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import shutil
 import sys
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +150,16 @@ def test_malformed_targets_are_one_line(kind, data):
 
 
 SAMPLE_CORRUPTIONS = ["wrong dimension", "non-finite", "complex", "strings", "no samples key", "three axes",
-                      "no rows", "truncated", "garbage", "object array"]  # fmt: skip
+                      "no rows", "truncated", "garbage", "object array", "header declares terabytes",
+                      "member not an array"]  # fmt: skip
+
+
+def _archive(member: bytes) -> bytes:
+    """An ``.npz`` whose ``samples.npy`` member holds these bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("samples.npy", member)
+    return buf.getvalue()
 
 
 @st.composite
@@ -172,6 +183,12 @@ def bad_samples_file(draw, kind: str) -> tuple[str, bytes]:
     if kind == "object array":
         np.save(buf, np.array([{"a": 1}] * n, dtype=object), allow_pickle=True)  # must never be unpickled
         return "s.npy", buf.getvalue()
+    if kind == "header declares terabytes":  # a small .npy (alone, or in an archive) whose header lies
+        np.save(buf, x)
+        member = buf.getvalue().replace(f"({n}, 2)".encode(), f"({draw(st.integers(10**11, 10**13))}, 2)".encode())
+        return ("s.npy", member) if draw(st.booleans()) else ("s.npz", _archive(member))
+    if kind == "member not an array":
+        return "s.npz", _archive(pickle.dumps(x))  # never unpickled
     np.savez(buf, **{"other" if kind == "no samples key" else "samples": x})
     data = buf.getvalue()
     if kind == "truncated":

@@ -137,6 +137,10 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage archives
         raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
+    except MemoryError:  # a header declaring more rows than memory holds (a lying or an enormous file)
+        raise ValueError(f"the array in {path} does not fit in memory (its header: {_declared_shape(path)})") from None
+    if not isinstance(arr, np.ndarray):  # an archive member that is not a NumPy array comes back as bytes
+        raise ValueError(f"the 'samples' member of {path} is not a NumPy array")
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise ValueError(f"samples in {path} must have shape (M, D), got {arr.shape}")
     if arr.dtype.kind not in "biuf":  # complex numbers are refused, not scored on their real part
@@ -144,6 +148,22 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"samples in {path} contain NaN or inf")
     return arr.astype(np.float64)
+
+
+def _declared_shape(path: Path) -> str:
+    """The shape a ``.npy`` file's (or an ``.npz``'s ``samples`` member's) header declares, read alone."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("samples.npy") as fh:
+            return str(_npy_header_shape(fh))
+    except zipfile.BadZipFile:
+        with open(path, "rb") as fh:
+            return str(_npy_header_shape(fh))
+
+
+def _npy_header_shape(fh) -> tuple[int, ...]:
+    major, _ = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    return read(fh)[0]
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file"):
