@@ -69,6 +69,7 @@ Tensor = torch.Tensor
 
 
 @needs_interpreter
+@pytest.mark.parametrize("precision", kernels.PRECISIONS)
 @pytest.mark.parametrize(
     ("n", "d", "spread", "h"),
     [
@@ -77,7 +78,7 @@ Tensor = torch.Tensor
         (70, 64, 1.0, 10.0),  # W = 256 > 2 D + 1: padded accumulators; k ~ exp(-1.3) typical
     ],
 )
-def test_triton_equals_dense(n, d, spread, h):
+def test_triton_equals_dense(n, d, spread, h, precision):
     g = _gen(n + d)
     x = spread * torch.randn(n, d, generator=g) + 3.0  # off-centre: the kernel centres
     s = torch.randn(n, d, generator=g)
@@ -85,14 +86,51 @@ def test_triton_equals_dense(n, d, spread, h):
     k = torch.exp(-torch.cdist(x, x).square() / h**2)
     assert 0.05 < float(k.mean()) < 0.6  # most pairs count: the kernel is neither ~0 nor ~1
     for lam in (0.0, 1.0):
-        fused = svgd_direction(x, s, h, lam, backend="triton")
+        fused = svgd_direction(x, s, h, lam, backend="triton", precision=precision)
         ref = svgd_direction_dense(x.double(), s.double(), h, lam)  # float64, same float32 inputs
         err = (fused.double() - ref).norm(dim=1)
         # float32: each k carries a relative error <= (d2/h^2 + 2) u (exponent argument and exp), the
         # row sums over N <= 150 terms at most N u in the worst order; 30 + 150 < 200, so err is
-        # within 200 u of the summed magnitudes (measured <= 3.5 u)
+        # within 200 u of the summed magnitudes (measured <= 3.5 u). The interpreter computes every
+        # precision in float32 (TF32 exists only on the GPU), so the one bound holds for all three.
         assert fused.dtype == torch.float32 and bool((err <= 200 * U32 * _term_scale(x, s, h, lam)).all())
         assert float(ref.norm()) > 0.01 * float(_term_scale(x, s, h, lam).norm())  # not all cancelled
+
+
+@needs_interpreter
+def test_tile_sums_are_added_with_compensation():
+    # one term of 1, then one term of 3/4 of a half-ulp of 1 (2^-24) in each later tile of columns: a
+    # plain float32 running sum rounds every later tile's sum away (the stagnation of a long float32
+    # chain); the compensated sum of the tiles keeps them, and the one rounding left is the result's
+    cols = kernels.block_config(2)[1]  # columns per tile
+    n = 8 * cols
+    x = torch.zeros(n, 1)  # every k is exp(0) = 1
+    values = torch.zeros(n, 2)
+    values[0, 0] = 1.0
+    values[cols::cols, 0] = 0.75 * 2.0**-24
+    values[:, 1] = -values[:, 0]
+    exact = values.double().sum(0)  # 1 + 7 * 0.75 * 2^-24 = 1 + 5.25 u
+    for precision in kernels.PRECISIONS:
+        out = kernels.kernel_sums(x, values, 1.0, backend="triton", precision=precision)
+        err = (out.double() - exact).abs() / exact.abs()
+        # the plain running sum: every row 5.25 u off; compensated: 0.75 u (the result rounded once)
+        assert float(err.max()) <= U32, (precision, float(err.max()) / U32)
+
+
+@needs_interpreter
+def test_distances_from_differences_far_from_the_origin():
+    # a cloud of width 0.05 a thousand units out, h = 0.05: the expanded |x|^2 + |y|^2 - 2 x.y in float32
+    # would err by ~eps |x|^2 / h^2 = 20 in every exponent; exact differences keep each k to float32
+    g = _gen(11)
+    x = 1000.0 + 0.05 * torch.randn(100, 3, generator=g)
+    values = torch.cat([torch.randn(100, 2, generator=g), torch.ones(100, 1)], 1)
+    out = kernels.kernel_sums(x, values, 0.05, backend="triton")
+    xd = x.double()
+    k = torch.exp(-(xd[:, None, :] - xd[None, :, :]).square().sum(-1) / 0.05**2)  # float64, same float32 inputs
+    ref = k @ values.double()
+    scale = k @ values.double().abs()
+    # each k within (d2/h^2 + 2) u, d2/h^2 <= ~60 here; the sums over 100 terms: within 200 u of the magnitudes
+    assert float(((out.double() - ref).abs() / scale).max()) <= 200 * U32
 
 
 @needs_interpreter
@@ -124,12 +162,22 @@ def test_svgd_triton_backend_follows_torch_backend():
 def test_backend_and_precision_checks(monkeypatch):
     x = torch.randn(20, 2, generator=_gen(1))
     values = torch.cat([-x, x, torch.ones(20, 1)], 1)
+    assert kernels.PRECISIONS == ("ieee", "tf32x3", "tf32")
+    # a wrong precision is refused whatever the backend, and a TF32 variant with float64 particles
+    for backend in ("triton", "torch"):
+        with pytest.raises(ValueError, match="precision must be one of ieee, tf32x3, tf32, got 'fp16'"):
+            kernels.kernel_sums(x, values, 1.0, backend=backend, precision="fp16")
+        for p in ("tf32x3", "tf32"):
+            with pytest.raises(ValueError, match=f"precision '{p}' is a float32 mode"):
+                kernels.kernel_sums(x.double(), values.double(), 1.0, backend=backend, precision=p)
     with pytest.raises(ValueError, match="precision"):
-        kernels.kernel_sums(x, values, 1.0, backend="triton", precision="fp16")
-    # the tf32x3 products run (the interpreter computes them in float32: the same sums to rounding)
+        svgd_direction(x, -x, 1.0, backend="triton", precision="TF32")
+    # every variant runs (the interpreter computes them all in float32: the same sums to rounding)
     ieee = kernels.kernel_sums(x, values, 1.0, backend="triton")
-    tf32x3 = kernels.kernel_sums(x, values, 1.0, backend="triton", precision="tf32x3")
-    torch.testing.assert_close(tf32x3, ieee, rtol=1e-5, atol=1e-6)
+    assert torch.equal(ieee, kernels.kernel_sums(x, values, 1.0, backend="triton", precision="ieee"))
+    for p in ("tf32x3", "tf32"):
+        torch.testing.assert_close(kernels.kernel_sums(x, values, 1.0, backend="triton", precision=p), ieee,
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
     with pytest.raises(ValueError, match="backend"):
         svgd_direction(x, -x, 1.0, backend="cuda")
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # a CPU tensor without the interpreter

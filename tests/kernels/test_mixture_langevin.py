@@ -109,6 +109,43 @@ def test_interp_noise_off_matches_reference(case, interpreter):
 
 
 @needs_triton
+@pytest.mark.parametrize("precision", ["ieee", "tf32x3", "tf32"])
+@pytest.mark.parametrize("case", ["d10k6-vp", "d64k6-edm"])
+def test_interp_every_precision_runs_within_the_float32_bound(case, precision, interpreter):
+    if not interpreter:
+        return
+    # the interpreter computes every precision in float32 (TF32 exists only on a GPU): the argument
+    # reaches the kernel (D > 8: tl.dot) with its block configuration, and the float32 bound of
+    # test_interp_noise_off_matches_reference holds; benchmarks/gpu_check.py measures the GPU's
+    target, proc, levels, steps, n = {**CASES, "d64k6-edm": (random_mixture(64, 6, seed=4), "edm", 2, 2, 40)}[case]
+    process = resolve_process(proc)
+    grid = geometric_sigma_grid(process, levels)
+    x = _points(n, target.dim, 4.0, 0)  # 40 particles: one full block of 32 rows and a partial one at D = 64
+    ref = score_drift(AnalyticField(target, process), x, grid, steps_per_level=steps)
+    sigma2 = process.sigma(grid).square().tolist()
+    y = x.float()
+    for t, s2 in zip(grid, sigma2, strict=True):  # annealed_langevin's kicks, eta = sigma^2 / 2, noise off
+        y = mixture_langevin(y, target.noised(process, t).precision_terms(), 0.5 * s2, steps, noise=False,
+                             backend="triton", precision=precision)  # fmt: skip
+    assert y.dtype == torch.float32 and _rel_err(y, ref.x) < 5e-5
+
+
+def test_precision_is_checked_for_every_backend():
+    terms = resolve_target("mog6").precision_terms()
+    x = torch.zeros(4, 2)
+    for backend in ("torch", "compile"):
+        with pytest.raises(ValueError, match="precision must be one of ieee, tf32x3, tf32, got 'high'"):
+            mixture_langevin(x, terms, 0.1, 1, backend=backend, precision="high")
+        for p in ("tf32x3", "tf32"):  # TF32 is a float32 format: refused, not ignored, for float64
+            with pytest.raises(ValueError, match=f"precision '{p}' is a float32 mode"):
+                mixture_langevin(x.double(), terms, 0.1, 1, backend=backend, precision=p)
+    # the torch formulation computes in x's dtype: asking for a precision changes nothing there
+    out = {p: mixture_langevin(x, terms, 0.1, 2, backend="torch", precision=p, generator=_g(0))
+           for p in ("ieee", "tf32x3", "tf32")}  # fmt: skip
+    assert torch.equal(out["ieee"], out["tf32"]) and torch.equal(out["ieee"], out["tf32x3"])
+
+
+@needs_triton
 def test_interp_launch_blocking_does_not_change_the_path(interpreter):
     if not interpreter:
         return

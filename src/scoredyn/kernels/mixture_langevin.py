@@ -28,6 +28,16 @@ Backends:
 - ``compile`` / ``torch``: the same formula on chunks of particles (memory bounded by ``CHUNK_BYTES``),
   ``torch.compile``'d or eager, with one ``(N, D)`` noise draw a step from the run's generator: the
   draws of the plain path, so in float64 it follows the plain path's particles.
+
+Precision (``triton``; ``backends`` says what each choice means on a GPU). Above ``D = 8`` the
+products ``P_k d_k`` are one ``tl.dot`` per component, in the ``precision`` asked for: ``ieee`` by
+default, float32 multiply-adds on the FP32 lanes, the plain float32 path's arithmetic. Rounding shows
+here more than in most products: the logits ``-1/2 d^T P d`` reach ``1e3`` and more at the small
+noise levels, and where two components compete their responsibilities move with the logits'
+absolute error, so ``tf32``'s ~1e-3 relative error per product is an O(1) error there, and even
+``tf32x3``'s ~1e-6 is up to 16 times float32's rounding. ``tf32x3`` and ``tf32`` run the products on
+the tensor cores and are there to be asked for. Up to ``D = 8`` the products are plain multiply-adds
+whatever ``precision`` says.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .backends import check_backend, jit
+from .backends import check_backend, check_precision, jit
 
 __all__ = ["BACKENDS", "CHUNK_BYTES", "mixture_score", "mixture_langevin"]
 
@@ -62,6 +72,7 @@ def mixture_langevin(
     generator: torch.Generator | None = None,
     backend: str = "torch",
     steps_per_launch: int | None = None,
+    precision: str = "ieee",
 ) -> Tensor:
     """``steps`` Langevin kicks ``x <- x + eta s(x) + sqrt(2 eta) xi`` in the score of one mixture.
 
@@ -75,26 +86,32 @@ def mixture_langevin(
         backend: ``triton``, ``compile`` or ``torch``.
         steps_per_launch: kicks per kernel launch (``triton``; default all): the particles stay in
             registers that long.
+        precision: the products' precision of ``triton`` above ``D = 8`` (module doc; one of
+            ``backends.PRECISIONS``): ``ieee`` (default; float32 accuracy), ``tf32x3`` (three TF32
+            tensor-core passes, near float32) or ``tf32`` (one pass, about 1e-3 relative per product);
+            float64 takes ``ieee`` only. ``torch`` and ``compile`` compute in ``x``'s dtype and do
+            not use it (it is checked all the same).
 
     Returns:
         ``(N, D)`` the particles after the kicks: float32, or float64 for a float64 ``x``
         (``triton``); ``x``'s dtype otherwise.
     """
     backend = check_backend(backend, BACKENDS, x.device, backend)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    check_precision(precision, work)
     if steps_per_launch is not None and (isinstance(steps_per_launch, bool) or not isinstance(steps_per_launch, int)
                                          or steps_per_launch < 1):  # fmt: skip
         raise ValueError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
     if backend != "triton":
         terms = tuple(v.to(device=x.device, dtype=x.dtype) for v in terms)
         return _torch_steps(x, terms, eta, steps, generator, noise, compiled=backend == "compile")
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
     xw = x.to(work).contiguous().clone()
     terms = tuple(v.to(device=x.device, dtype=work) for v in terms)
-    padded = _pad(terms, _block_config(x.shape[1])[1], xw)
+    padded = _pad(terms, _block_config(x.shape[1], precision)[1], xw)
     seed = int(torch.randint(0, 2**31, (1,), generator=generator, device=_device(generator)))
     launch = steps if steps_per_launch is None else steps_per_launch
     for start in range(0, steps, launch):
-        _triton_steps(xw, padded, eta, _philox_key(seed, start), min(launch, steps - start), noise)
+        _triton_steps(xw, padded, eta, _philox_key(seed, start), min(launch, steps - start), noise, precision)
     return xw
 
 
@@ -143,7 +160,9 @@ def _torch_steps(x, terms, eta, steps, generator, noisy, compiled) -> Tensor:
     eta_t = torch.tensor(eta, dtype=x.dtype, device=x.device)
     scale_t = torch.tensor(math.sqrt(2.0 * eta), dtype=x.dtype, device=x.device)
     for _ in range(steps):
-        xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if noisy else None
+        xi = None  # drawn on the generator's device, then moved (a CPU generator drives CUDA particles)
+        if noisy:
+            xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=_device(generator)).to(x.device)
         parts = [
             kick(x[i : i + chunk], None if xi is None else xi[i : i + chunk], eta_t, scale_t, means, prec, const)
             for i in range(0, x.shape[0], chunk)
@@ -222,28 +241,39 @@ def _pad(terms: tuple[Tensor, Tensor, Tensor], dp: int, like: Tensor) -> tuple[T
     return m.contiguous(), p.contiguous(), const.to(like.dtype).contiguous()
 
 
-def _block_config(d: int) -> tuple[int, int, bool, int]:
+#: ``(BLOCK_N, num_warps)`` of the ``ieee`` products by padded dimension (multiply-adds on the FP32
+#: lanes hold more in registers than tensor-core products do).
+_FMA_BLOCKS = {16: (32, 4), 32: (64, 8), 64: (32, 8)}
+
+
+def _block_config(d: int, precision: str = "ieee") -> tuple[int, int, bool, int]:
     """``(BLOCK_N, DP, USE_DOT, num_warps)``: D padded to a power of two; ``tl.dot`` (tiles >= 16)
     above D = 8, else a broadcast sum over a ``BLOCK_N x DP x DP`` product of at most 1024 elements.
-    Chosen so that ptxas (sm_90, float32) reports no register spills: 64 registers at D = 2,
-    96 at D = 16, 158 at D = 32 and 222 at D = 64 with 8 warps (4 warps spill there)."""
+    Chosen so that ptxas reports no register spills for the noisy kernel compiled for sm_90a (Triton
+    3.9, compiled without a GPU): ``ieee`` float32 72 / 109 / 198 registers at DP = 16 / 32 / 64 (float64
+    126 / 194 / 210; the noise-free float32 kernel spills 28 bytes at DP = 64); ``tf32x3`` 96 / 158 /
+    222 with 64 rows (4 warps at DP = 16 and 8 above; 4 warps spill at DP = 64). The broadcast sum
+    takes 64 registers at D = 2. Their speeds are not measured here (``benchmarks/gpu_check.py``)."""
     dp = 1 << max(0, (d - 1).bit_length())
-    if dp > 8:
-        return 64, max(dp, 16), True, (8 if dp >= 32 else 4)
-    return max(64, 1024 // (dp * dp)), dp, False, 4
+    if dp <= 8:
+        return max(64, 1024 // (dp * dp)), dp, False, 4
+    dp = max(dp, 16)
+    if precision == "ieee":
+        rows, warps = _FMA_BLOCKS.get(dp, (32, 8))
+        return rows, dp, True, warps
+    return 64, dp, True, (8 if dp >= 32 else 4)
 
 
-def _triton_steps(x: Tensor, padded, eta: float, key: int, steps: int, noisy: bool) -> None:
-    """``steps`` kicks of ``x`` (contiguous float32/64, updated in place) in one launch."""
+def _triton_steps(x: Tensor, padded, eta: float, key: int, steps: int, noisy: bool, precision: str) -> None:
+    """``steps`` kicks of ``x`` (contiguous float32/64, updated in place) in one launch, the products
+    in ``precision`` (checked by the caller)."""
     import triton
 
     n, d = x.shape
-    block_n, dp, use_dot, warps = _block_config(d)
+    block_n, dp, use_dot, warps = _block_config(d, precision)
     means, prec, const = padded
     coef = torch.tensor([eta, math.sqrt(2.0 * eta)], dtype=x.dtype, device=x.device)
     wide = n * max(dp, d) >= 2**31 - 1
-    # float32: three tf32 tensor-core products (fp32-level error, no spills at D = 64); float64: FMA
-    precision = "tf32x3" if x.dtype == torch.float32 else "ieee"
     grid = (triton.cdiv(n, block_n),)
     jit(_langevin_kernel)[grid](
         x, n, d, means, prec, const, coef, means.shape[0], key, steps,

@@ -182,8 +182,8 @@ def svgd_direction(
         memory_budget: bytes for one row block's temporaries (``torch``; default ``MEMORY_BUDGET``,
             64 MiB): ``chunk = min(BLOCK_ROWS, max(1, budget // ((2 N + 8 D) * itemsize)))`` rows.
         chunk_size: rows per block (``torch``), overriding ``memory_budget``.
-        precision: ``tl.dot`` input precision of ``triton``: ``ieee`` or ``tf32x3`` (three TF32
-            tensor-core products, near-float32 accuracy on Ampere and later GPUs).
+        precision: the products' precision of ``triton`` (``kernels.svgd.kernel_sums``): ``ieee``
+            (float32 accuracy), ``tf32x3`` (near float32) or ``tf32`` (about 1e-3 relative).
 
     Returns:
         ``(N, D)`` the direction ``phi``.
