@@ -10,16 +10,13 @@ Hypothesis runs derandomized: the same examples on every run, so the suite canno
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import math
 import pickle
 import shutil
-import sys
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -30,45 +27,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoredyn.app.cli import main
+from _cli import assert_refused, run_cli
 from scoredyn.core.targets import random_mixture
 from scoredyn.learning import TrainConfig, Trainer, apply_overrides, latest_checkpoint
 from scoredyn.learning.config import config_to_dict
 
 FUZZ = settings(max_examples=12, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Python's own way of printing a warning (pytest would record it instead)."""
-    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
-def run_cli(*args) -> tuple[int, str]:
-    """``scoredyn ARGS`` in this process: (exit status, stderr), every warning printed as a fresh
-    process prints it."""
-    err, argv, formatwarning = io.StringIO(), sys.argv, warnings.formatwarning
-    sys.argv = ["scoredyn", *map(str, args)]
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = _show_warning
-            main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv, warnings.formatwarning = argv, formatwarning
-    return code, err.getvalue()
-
-
-def assert_refused(code: int, stderr: str, out: Path | None = None) -> None:
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert code == 2, f"exit {code}: {stderr}"
-    assert len(lines) == 1 and lines[0].startswith("scoredyn: error:"), stderr
-    assert "Traceback" not in stderr
-    if out is not None:
-        assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), f"{out} was written"
 
 
 def _sample(args: list, out: Path) -> None:

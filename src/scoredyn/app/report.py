@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..core.targets import GaussianMixture
-from ..util.files import atomic_write_text
+from ..util.files import atomic_write_text, read_json
 from ..util.versions import versions
 from .study import (
     FLOOR_RULE_METRICS,
@@ -143,7 +143,11 @@ def build_report(
     if figures is not None and kind != "demo":
         raise ValueError(f"figures are given for a demo folder only; {d} is a {kind} run")
     if kind == "demo":
-        title, sections = _demo(d, figures)
+        try:
+            title, sections = _demo(d, figures)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:  # a table.json not of a demo's making
+            raise ValueError(f"{d / 'table.json'} is not a table that scoredyn demo writes "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:80]})") from None  # fmt: skip
     else:
         title, sections = {"training": _training, "benchmarks": _benchmarks}[kind](d)
     path = Path(out) if out is not None else d / REPORT_FILE
@@ -155,7 +159,7 @@ def build_report(
 
 
 def _demo(d: Path, figures: list[str] | None = None) -> tuple[str, list[str]]:
-    doc = json.loads((d / "table.json").read_text())
+    doc = read_json(d / "table.json", "demo table")
     target = GaussianMixture.from_dict(doc["target"])
     n = int(doc.get("n", 0))
     sections = [_section("What this study is", _demo_intro(doc, target))]
@@ -379,9 +383,9 @@ def _training(d: Path) -> tuple[str, list[str]]:
     from . import viz
     from .sampling import sample
 
-    info = json.loads((d / "run.json").read_text())
+    model = load_trained(d)  # checks run.json first
+    info = model.info
     sections = []
-    model = load_trained(d)
     title = _training_title(d, info, model)
     sections.append(_section("Run", f"<p>{html.escape(title)}; folder <code>{html.escape(str(d))}</code>.</p>"))
     if (d / "metrics.jsonl").is_file():
@@ -535,7 +539,7 @@ def _records(path: Path) -> list[dict]:
     """The benchmark records of a JSON file (DESIGN.md's format), or [] for anything else."""
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError):
         return []
     data = [data] if isinstance(data, dict) else data
     ok = isinstance(data, list) and data and all(isinstance(r, dict) and "name" in r and "value" in r for r in data)

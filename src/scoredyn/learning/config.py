@@ -167,6 +167,8 @@ def load_toml(path: str | os.PathLike) -> TrainConfig:
         raise ValueError(f"cannot read config {os.fspath(path)}: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"invalid TOML in {os.fspath(path)}: {_one_line(e)}") from None
+    except RecursionError:
+        raise ValueError(f"invalid TOML in {os.fspath(path)}: nested too deeply to parse") from None
     try:
         return config_from_dict(raw)
     except ValueError as e:
@@ -213,7 +215,7 @@ def validate(cfg: TrainConfig) -> None:
     d, m, o, p, r = cfg.data, cfg.model, cfg.objective, cfg.optim, cfg.run
     checks = [
         ("data.n", d.n, d.n >= 1, ">= 1"),
-        ("data.seed", d.seed, d.seed >= 0, ">= 0"),
+        ("data.seed", d.seed, 0 <= d.seed < 2**63, "in [0, 2^63)"),
         ("model.hidden", m.hidden, m.hidden >= 1, ">= 1"),
         ("model.depth", m.depth, m.depth >= 1, ">= 1"),
         ("model.emb_dim", m.emb_dim, m.emb_dim >= 1, ">= 1"),
@@ -248,7 +250,8 @@ def validate(cfg: TrainConfig) -> None:
         ("optim.batch_size", p.batch_size, p.batch_size >= 1, ">= 1"),
         ("optim.steps", p.steps, p.steps >= 1, ">= 1"),
         ("optim.ema_decay", p.ema_decay, 0 <= p.ema_decay < 1, "in [0, 1)"),
-        ("run.seed", r.seed, r.seed >= 0, ">= 0"),
+        ("run.out", r.out, bool(str(r.out).strip()), "a folder (not empty)"),
+        ("run.seed", r.seed, 0 <= r.seed < 2**63, "in [0, 2^63)"),
         ("run.log_every", r.log_every, r.log_every >= 1, ">= 1"),
         ("run.ckpt_every", r.ckpt_every, r.ckpt_every >= 1, ">= 1"),
         ("run.keep", r.keep, r.keep >= 1, ">= 1"),

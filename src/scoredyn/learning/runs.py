@@ -19,7 +19,7 @@ import torch
 from ..core.fields import PARAMETERIZATIONS, NetworkField, network_field
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
-from ..util.files import atomic_path, atomic_write_json, read_json
+from ..util.files import atomic_write_bytes, atomic_write_json, read_json
 from .checkpoints import load_checkpoint, newest_good_checkpoint
 from .config import TrainConfig, config_from_dict
 from .nets import build_net
@@ -228,14 +228,23 @@ def _check_weights(state: dict, shapes: dict, weights: Path, run_file: Path) -> 
 
 def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Write the EMA weights of a run's newest checkpoint as ``dest/model.safetensors`` beside a
-    copy of its ``run.json`` (with the step): a small folder ``load_trained`` reads (no optimizer)."""
-    from safetensors.torch import save_file
+    copy of its ``run.json`` (with the step): a small folder ``load_trained`` reads (no optimizer).
+    Each file is written atomically; a folder this call made is removed again if a write fails."""
+    from safetensors.torch import save
 
     model = load_trained(run_dir)
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.field.net.state_dict().items()}
-    with atomic_path(dest / "model.safetensors") as tmp:
-        save_file(state, str(tmp))
-    atomic_write_json(dest / RUN_FILE, {**model.info, "step": model.step})
+    data = save(state)  # in memory first: a failed write raises OSError, not a serializer's own error
+    made = not dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_bytes(dest / "model.safetensors", data)
+        atomic_write_json(dest / RUN_FILE, {**model.info, "step": model.step})
+    except BaseException:
+        if made:
+            for f in (dest / "model.safetensors", dest / RUN_FILE):
+                f.unlink(missing_ok=True)
+            dest.rmdir()
+        raise
     return dest

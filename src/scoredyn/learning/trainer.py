@@ -18,9 +18,11 @@ a resumed run continues bit for bit. The run folder it writes (``run.json``, ``c
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +37,8 @@ from ..util.files import atomic_write_json, atomic_write_text
 from ..util.progress import ProgressBar
 from ..util.versions import versions
 from .checkpoints import (
-    latest_checkpoint,
     load_checkpoint,
+    newest_good_checkpoint,
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
     restore_rng,
@@ -260,6 +262,7 @@ class Trainer:
 
     def _write_run_files(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "checkpoints").mkdir(exist_ok=True)  # a file in its place fails here, before any write
         atomic_write_json(self.out / RUN_FILE, self._run_info())
         atomic_write_text(self.out / "config.toml", dump_toml(self.config))
 
@@ -286,7 +289,15 @@ class Trainer:
     def _resume(self) -> None:
         """Continue from the newest good checkpoint, if any; either way the log keeps only what the
         resumed state has done (a run killed before its first checkpoint starts its log again)."""
-        sidecar = latest_checkpoint(self.out / "checkpoints")
+        folder = self.out / "checkpoints"
+        if folder.exists() and not folder.is_dir():  # before the log is trimmed: nothing is touched
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(folder))
+        sidecar, skipped = newest_good_checkpoint(folder)
+        if sidecar is None and skipped:  # starting over would hide that the run's past is lost
+            raise ValueError(f"{self.out} has checkpoints but none is usable ({skipped[0]}): "
+                             "give --fresh to start over, or another --out")  # fmt: skip
+        for why in skipped:
+            warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)
         if sidecar is not None:
             tensors, meta = load_checkpoint(sidecar)
             _check_same_run(config_from_dict(meta["config"]), self.config)

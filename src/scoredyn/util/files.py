@@ -4,6 +4,7 @@ reader sees the old file or the whole new one, never half of it) and sample arra
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ __all__ = [
     "atomic_path",
     "load_samples",
     "read_json",
+    "check_writable",
     "file_sha256",
 ]
 
@@ -164,6 +166,22 @@ def _npy_header_shape(fh) -> tuple[int, ...]:
     major, _ = np.lib.format.read_magic(fh)
     read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     return read(fh)[0]
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """``path``, after checking that a file can be written there, before a long job computes it: the
+    ``OSError`` the write would raise (a folder in its place, a missing or read-only folder, ``/proc``)
+    comes now. The probe is a temporary file beside it, created and removed."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as e:  # named by the output asked for, not by the probe
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file"):

@@ -26,6 +26,16 @@ class BadInput(Exception):
     """A user error: reported as one line, exit status 2."""
 
 
+#: Seeds are integers in ``[0, 2^63)``: what ``torch.Generator.manual_seed`` takes without wrapping.
+MAX_SEED = 2**63 - 1
+
+
+def seed_option(help: str):  # noqa: A002 - typer's name for the option's text
+    """A ``--seed`` option that refuses what a generator cannot take (negative, or 2^63 and above) as a
+    usage error: one line, exit 2."""
+    return typer.Option(min=0, max=MAX_SEED, help=help)
+
+
 def fail(msg: str) -> None:
     raise BadInput(msg)
 

@@ -17,7 +17,7 @@ from ...core.registry import PROCESSES, TARGETS
 from ...metrics import METRICS, PAIR_BUDGET
 from ...metrics import evaluate as evaluate_samples
 from ...samplers import START_KINDS
-from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, load_samples
+from ...util.files import atomic_savez, atomic_write_json, atomic_write_text, check_writable, load_samples
 from ...util.versions import versions
 from ..blocks import blocks_within_budget
 from ..registry import GRIDS, SAMPLERS, resolve_sampler
@@ -27,7 +27,7 @@ from ..scaling import SCALING_METRICS, at_floor, check_sizes
 from ..scaling import scaling as run_scaling
 from ..sources import as_source
 from ..tuning import load_grid_file
-from ._common import app, check_device, err, fail, out, progress, resolve_source
+from ._common import app, check_device, err, fail, out, progress, resolve_source, seed_option
 
 
 @app.command()
@@ -41,7 +41,7 @@ def sample(
     ] = None,
     target: Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="a run folder of `scoredyn train`")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the run's one generator")] = 0,
+    seed: Annotated[int, seed_option("seed of the run's one generator")] = 0,
     levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
     process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
     grid: Annotated[
@@ -76,10 +76,9 @@ def sample(
     for name, value in (("--steps", steps), ("--n", n), ("--levels", levels)):
         if value < 1:
             fail(f"{name} must be a positive integer, got {value}")
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
     if out_path.suffix != ".npz":
         fail(f"--out must end in .npz, got {out_path}")
+    check_writable(out_path)
     dev = check_device(device)
     if label is not None and not label.lstrip("-").isdigit():
         fail(f"--class must be an integer, got {label!r}")
@@ -199,7 +198,7 @@ def evaluate(
         Path | None, typer.Option(help="judge against the points of a .csv/.npy/.npz file (floor: between its halves)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    seed: Annotated[int, typer.Option(help="seed of the fresh exact reference samples")] = 0,
+    seed: Annotated[int, seed_option("seed of the fresh exact reference samples")] = 0,
     metrics: Annotated[str | None, typer.Option(help=f"comma-separated, from: {', '.join(METRICS)}")] = None,
     pair_budget: Annotated[
         int, typer.Option(help="kernel evaluations per pair term before the block estimator takes over")
@@ -266,7 +265,7 @@ def scaling(
     steps: Annotated[int, typer.Option(help="sampler steps (per noise level for the annealed particle samplers)")],
     target: Annotated[str, typer.Option(help="an exact target: mog6, mog10, ... or a mixture .json")] = "mog6",
     sizes: Annotated[str, typer.Option(help="strictly increasing particle counts")] = "1000,10000,100000",
-    seed: Annotated[int, typer.Option(help="seed of every run")] = 0,
+    seed: Annotated[int, seed_option("seed of every run")] = 0,
     levels: Annotated[int, typer.Option(help="noise levels of the annealing ladder")] = 10,
     process: Annotated[str | None, typer.Option(help=f"override the process: {', '.join(PROCESSES)}")] = None,
     grid: Annotated[str | None, typer.Option(help=f"override the grid: {', '.join(GRIDS)}")] = None,
@@ -280,8 +279,6 @@ def scaling(
     for name, value in (("--steps", steps), ("--levels", levels)):
         if value < 1:
             fail(f"{name} must be a positive integer, got {value}")
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
     if out_path is not None and out_path.suffix != ".json":
         fail(f"--out must end in .json, got {out_path}")
     resolve_sampler(sampler)
@@ -327,7 +324,7 @@ def scaling(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("scoredyn-demo"),
     n: Annotated[int, typer.Option(help="particles per run")] = 2000,
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    seed: Annotated[int, seed_option("seed")] = 0,
     sweeps: Annotated[bool, typer.Option(help="also run the Langevin-steps and SVGD sweeps")] = False,
     large: Annotated[
         bool,

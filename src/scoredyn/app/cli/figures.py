@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ._common import app, err, fail
+from ...util.files import check_writable
+from ._common import app, err, fail, seed_option
 
 DEFAULT_TARGET = "mog6"
 
@@ -22,7 +23,7 @@ def figures(
     checkpoint: Annotated[
         Path | None, typer.Option(help="a run folder: the page uses the exact mixture of its 2-D training data")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of every precomputed run")] = 0,
+    seed: Annotated[int, seed_option("seed of every precomputed run")] = 0,
     out_path: Annotated[Path, typer.Option("--out", help="output .html")] = Path("figures.html"),
 ) -> None:
     """Write the interactive figures page: noise compass, SDE/ODE paths, schedules, Fokker–Planck.
@@ -34,10 +35,9 @@ def figures(
 
     if out_path.suffix.lower() not in (".html", ".htm"):
         fail(f"--out must end in .html, got {out_path}")
+    check_writable(out_path)
     if target is not None and checkpoint is not None:
         fail("give at most one of --target and --checkpoint")
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
     source = None
     if checkpoint is not None:
         from ...learning import read_run

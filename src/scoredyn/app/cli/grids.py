@@ -10,8 +10,14 @@ import typer
 
 from ...core.registry import PROCESSES, TARGETS
 from ...samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES
+from ...util.files import check_writable
 from ..tuning import TUNABLE, optimize_grid
-from ._common import app, check_device, err, fail, resolve_source
+from ._common import app, check_device, err, fail, resolve_source, seed_option
+
+#: Grid tuning is for few-step samplers: past these budgets a run is many-step, where hand-made grids do
+#: well, and tuning would only exhaust time and memory (the dynamic program makes candidates^2 / 2 local
+#: steps and two candidates^2 cost tables).
+MAX_NFE, MAX_CANDIDATES, MAX_EVALUATIONS = 1000, 2000, 100_000
 
 
 @app.command("tune-grid")
@@ -27,7 +33,7 @@ def tune_grid(
     method: Annotated[str, typer.Option(help=f"one of: {', '.join(METHODS)}")] = "gits+continuous",
     objective: Annotated[str, typer.Option(help=f"the continuous stage's: {', '.join(OBJECTIVES)}")] = "distance",
     n: Annotated[int, typer.Option(help="tuning particles")] = 2000,
-    seed: Annotated[int, typer.Option(help="seed of the tuning starts (judge the grid on another)")] = 0,
+    seed: Annotated[int, seed_option("seed of the tuning starts (judge the grid on another)")] = 0,
     candidates: Annotated[
         int | None, typer.Option(help=f"candidate levels of the dynamic program (default: {CANDIDATES})")
     ] = None,
@@ -40,25 +46,25 @@ def tune_grid(
     dynamic program, then Nelder-Mead on the sampler's whole run); write a grid file for `sample --grid`."""
     if sampler not in TUNABLE:
         fail(f"--sampler: a grid can be tuned for {', '.join(TUNABLE)}, not {sampler!r}")
-    for name, value in (("--nfe", nfe), ("--candidates", candidates), ("--evaluations", evaluations)):
-        if value is not None and value < 1:
-            fail(f"{name} must be a positive integer, got {value}")
+    for name, value, most in (("--nfe", nfe, MAX_NFE), ("--candidates", candidates, MAX_CANDIDATES),
+                              ("--evaluations", evaluations, MAX_EVALUATIONS)):  # fmt: skip
+        if value is not None and not 1 <= value <= most:
+            fail(f"{name} must be an integer in [1, {most:,}], got {value}")
     if n < 2:
         fail(f"--n must be at least 2, got {n}")
-    if seed < 0:
-        fail(f"--seed must be >= 0, got {seed}")
     if out_path.suffix != ".json":
         fail(f"--out must end in .json, got {out_path}")
+    check_writable(out_path)
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if objective not in OBJECTIVES:
         fail(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     dev = check_device(device)
     source, name = resolve_source(target, checkpoint, ema=ema, device=dev)
-    err.print(f"tuning {sampler} at nfe {nfe} on {name} ({method}, {n} particles) ...")
-    found = optimize_grid(source, sampler, nfe, process=process, n=n, seed=seed, method=method,
-                          objective=objective, optimize_start=start_time, candidates=candidates,
-                          evaluations=evaluations, device=dev)  # fmt: skip
+    with err.status(f"tuning {sampler} at nfe {nfe} on {name} ({method}, {n} particles) ..."):  # a terminal only
+        found = optimize_grid(source, sampler, nfe, process=process, n=n, seed=seed, method=method,
+                              objective=objective, optimize_start=start_time, candidates=candidates,
+                              evaluations=evaluations, device=dev)  # fmt: skip
     found.save(out_path)
     stages = ", ".join(f"{k} {v:.4g}" for k, v in found.errors.items() if k in ("initial", "gits", "continuous"))
     err.print(f"wrote {out_path}: {found.steps} steps, sigma/alpha "

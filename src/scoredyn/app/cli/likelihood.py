@@ -17,11 +17,11 @@ from rich.table import Table
 from ...core.registry import PROCESSES, TARGETS
 from ...core.targets import GaussianMixture
 from ...likelihood import decode, encode, slerp
-from ...util.files import atomic_savez, load_samples
+from ...util.files import atomic_savez, check_writable, load_samples
 from ...util.versions import versions
 from ..estimate import ESTIMATORS, data_end_time, estimate_likelihood, source_field
 from ..sources import as_source
-from ._common import app, check_device, err, fail, out, progress, resolve_source
+from ._common import app, check_device, err, fail, out, progress, resolve_source, seed_option
 
 HELD_OUT = "held-out"
 TargetOpt = Annotated[str | None, typer.Option(help=f"built-in ({', '.join(TARGETS)}) or a mixture .json")]
@@ -30,6 +30,17 @@ DataOpt = Annotated[
     str,
     typer.Option(help=f".npz (its 'samples') or .npy; or '{HELD_OUT}': the run's held-out data, fresh exact samples"),
 ]
+
+
+#: The adaptive solver's tolerances: below 1e-12 float64 cannot resolve them (its steps underflow),
+#: above 1 they control nothing.
+TOLERANCE_RANGE = (1e-12, 1.0)
+
+
+def _check_tolerance(name: str, value: float) -> None:
+    low, high = TOLERANCE_RANGE
+    if not low <= value <= high:
+        fail(f"{name} must be in [{low:g}, {high:g}], got {value}")
 
 
 def _local_device(device: str) -> str:
@@ -71,7 +82,7 @@ def likelihood(
     process: Annotated[str | None, typer.Option(help=f"an exact target's process: {', '.join(PROCESSES)}")] = None,
     n: Annotated[int, typer.Option(help="score at most this many rows (0: all)")] = 0,
     batch: Annotated[int, typer.Option(help="rows per ODE solve")] = 500,
-    seed: Annotated[int, typer.Option(help="seed of probes, dequantization and held-out draws")] = 0,
+    seed: Annotated[int, seed_option("seed of probes, dequantization and held-out draws")] = 0,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -87,8 +98,8 @@ def likelihood(
         fail(f"--batch must be a positive integer, got {batch}")
     if dequantize == 1:
         fail("--dequantize needs at least 2 levels (or 0 for continuous data)")
-    if not (rtol > 0 and atol > 0):
-        fail(f"--rtol and --atol must be positive, got {rtol}, {atol}")
+    _check_tolerance("--rtol", rtol)
+    _check_tolerance("--atol", atol)
     from ...learning.distributed import finish, init_distributed
 
     ranks, _ = init_distributed("cpu")  # under torchrun: the batches are shared out, gathered on the CPU (gloo)
@@ -142,7 +153,7 @@ def interpolate(
     n: Annotated[int, typer.Option(help="points on the path, ends included")] = 9,
     rtol: Annotated[float, typer.Option(help="relative tolerance of the adaptive ODE solver")] = 1e-5,
     process: Annotated[str | None, typer.Option(help=f"an exact target's process: {', '.join(PROCESSES)}")] = None,
-    seed: Annotated[int, typer.Option(help="seed of held-out draws")] = 0,
+    seed: Annotated[int, seed_option("seed of held-out draws")] = 0,
     ema: Annotated[bool, typer.Option(help="with --checkpoint: the EMA weights (default) or the raw ones")] = True,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
 ) -> None:
@@ -150,10 +161,10 @@ def interpolate(
     decode the path back to data; writes the path (its 'samples') and the latents to an .npz."""
     if out_path.suffix != ".npz":
         fail(f"--out must end in .npz, got {out_path}")
+    check_writable(out_path)
     if n < 2:
         fail(f"--n must be at least 2, got {n}")
-    if not rtol > 0:
-        fail(f"--rtol must be positive, got {rtol}")
+    _check_tolerance("--rtol", rtol)
     dev = check_device(device)
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     x = _data(data, source, None, seed)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._common import app, err, fail, progress, resolve_source
+from ...util.files import check_writable
+from ._common import app, err, fail, progress, resolve_source, seed_option
 
 
 @app.command()
@@ -31,7 +32,7 @@ def explore(
     out_path: Annotated[Path, typer.Option("--out", help="output .html")] = Path("explore.html"),
     n: Annotated[int, typer.Option(help="particles per precomputed run")] = 2000,
     frames: Annotated[int, typer.Option(help="frames kept per run (play/scrub); half for stochastic samplers")] = 100,
-    seed: Annotated[int, typer.Option(help="seed of every precomputed run")] = 0,
+    seed: Annotated[int, seed_option("seed of every precomputed run")] = 0,
     sampler: Annotated[
         list[str] | None,
         typer.Option(help="only this sampler, NAME or NAME:STEPS[,STEPS...] (repeatable; default: every sampler)"),
@@ -46,6 +47,7 @@ def explore(
 
     if out_path.suffix.lower() not in (".html", ".htm"):
         fail(f"--out must end in .html, got {out_path}")
+    check_writable(out_path)
     if n < 10 or frames < 2:
         fail(f"--n must be at least 10 and --frames at least 2, got {n} and {frames}")
     if serve_page:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._common import app, err, fail
+from ..sampling import MEMORY_BUDGET_GIB, gib
+from ._common import app, err, fail, seed_option
 
 physics_app = typer.Typer(no_args_is_help=True, help="Learned force fields: Langevin MD with a denoiser's score.")
 app.add_typer(physics_app, name="physics")
@@ -35,7 +37,7 @@ def simulate(
     friction: Annotated[float, typer.Option(help="Langevin friction")] = 1.0,
     walkers: Annotated[int, typer.Option(help="independent walkers")] = 256,
     save_every: Annotated[int, typer.Option(help="keep every k-th step")] = 10,
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    seed: Annotated[int, seed_option("seed")] = 0,
 ) -> None:
     """Langevin MD (BAOAB) with the true force or kT x the learned score at noise level --sigma."""
     from ..experiments.twoforone import simulate as run
@@ -43,10 +45,17 @@ def simulate(
     for name, value in (("--steps", steps), ("--walkers", walkers), ("--save-every", save_every)):
         if value < 1:
             fail(f"{name} must be a positive integer, got {value}")
-    if not (sigma > 0 and friction > 0 and (dt is None or dt > 0)):
-        fail("--sigma, --friction and --dt must be positive")
+    if not all(0 < v < math.inf for v in (sigma, friction, 1.0 if dt is None else dt)):
+        fail("--sigma, --friction and --dt must be positive and finite")
     if force != "true" and not Path(force).is_dir():
         fail(f"--force must be 'true' or a trained run folder, got {force!r}")
+    from ...physics import get_system
+
+    frames = steps // save_every + 1  # the trajectory kept in memory, float64
+    need = 8 * frames * walkers * get_system(_system(system)).dim
+    if need > MEMORY_BUDGET_GIB * 2**30:
+        fail(f"the trajectory needs about {gib(need)} GiB ({frames:,} frames x {walkers:,} walkers), above "
+             f"{MEMORY_BUDGET_GIB:g} GiB: use fewer steps or walkers, or a larger --save-every")  # fmt: skip
     info = run(_system(system), out_dir, force=force, sigma=sigma, steps=steps, dt=dt, friction=friction,
                walkers=walkers, save_every=save_every, seed=seed, progress=err.is_terminal)  # fmt: skip
     err.print(f"wrote {info['path']}: {info['frames']} frames x {walkers} walkers; {info['blown_up']:.0%} blew up")
@@ -57,7 +66,7 @@ def train(
     system: SystemOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="run folder")],
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: 3000; DW-4 8000)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the samples and the run")] = 0,
+    seed: Annotated[int, seed_option("seed of the samples and the run")] = 0,
 ) -> None:
     """Draw equilibrium samples of the system (exact, or a long BAOAB run for DW-4) and train on them."""
     from ..experiments.twoforone import train as run
@@ -75,7 +84,7 @@ def compare(
     steps: Annotated[
         int | None, typer.Option(help="training steps (default: 3000; DW-4 8000); a model already there is reused")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    seed: Annotated[int, seed_option("seed")] = 0,
     quick: Annotated[bool, typer.Option(help="fewer samples and walkers, half the MD time")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the comparison as one JSON object")] = False,
 ) -> None:
