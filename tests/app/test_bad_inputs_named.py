@@ -162,3 +162,38 @@ def test_export_into_a_file_size_limit_is_one_line_and_leaves_no_folder(run, tmp
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "toml, phrase",
+    [
+        ("[model]\nhidden = 99999999999999999999\n", "'model.hidden' must be at most 65,536"),  # torch would overflow
+        ("[model]\ndepth = 100000\n", "'model.depth' must be at most 1,024"),
+        ("[optim]\nbatch_size = 1000000000\n", "'optim.batch_size' must be at most 16,777,216"),
+        ("[objective]\nt_min = inf\n", "'objective.t_min' must be a finite number"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_configs_past_any_sane_size_are_one_line(tmp_path, toml, phrase):
+    config = tmp_path / "c.toml"
+    config.write_text(toml)
+    code, stderr = run_cli("train", "--config", config, "--steps", "2", "--out", tmp_path / "r")
+    assert_refused(code, stderr)
+    assert phrase in stderr and not (tmp_path / "r").exists()
+
+
+def test_a_refused_resume_prints_its_error_alone(run, tmp_path):
+    """The newest checkpoint is corrupt and the older one was trained on other data: the refusal is
+    the one line (the skipped checkpoint's warning comes only when the run goes on)."""
+    import shutil
+
+    bad = tmp_path / "run"
+    shutil.copytree(run, bad)
+    (bad / "checkpoints" / "step-00000004.safetensors").write_bytes(b"garbage")
+    flags = [f if f != "data.n=200" else "data.n=300" for f in TRAIN_FLAGS]
+    code, stderr = run_cli("train", *flags, "--out", bad, "--steps", "6")
+    assert_refused(code, stderr)
+    assert "cannot resume" in stderr and "data.n" in stderr
+    code, stderr = run_cli("train", *TRAIN_FLAGS, "--out", bad, "--steps", "6")  # the same settings: it goes on
+    lines = stderr.strip().splitlines()
+    assert code == 0 and sum(ln.startswith("scoredyn: warning: skipping checkpoint") for ln in lines) == 1, stderr

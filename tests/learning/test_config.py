@@ -211,3 +211,18 @@ def test_validate_ranges(override, message):
 def test_validate_accepts_the_boundaries():
     validate(apply_overrides(TrainConfig(), ["optim.ema_decay=0", "optim.warmup=0", "optim.grad_clip=0",
                                              "objective.t_min=0", "model.label_dropout=0", "run.keep=1"]))
+
+
+def test_validate_refuses_non_finite_floats_and_sizes_past_the_limits():
+    from scoredyn.learning.config import SIZE_LIMITS, validate
+
+    cfg = TrainConfig()
+    with pytest.raises(ValueError, match="'optim.lr' must be finite"):
+        validate(dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=float("inf"))))
+    for key, limit in SIZE_LIMITS.items():
+        section, name = key.split(".")
+        over = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: limit + 1})})
+        with pytest.raises(ValueError, match=f"'{key}' must be at most"):
+            validate(over)
+        at = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: limit})})
+        validate(at)  # the limit itself is allowed

@@ -210,6 +210,13 @@ def apply_overrides(cfg: TrainConfig, overrides: Iterable[str]) -> TrainConfig:
     return config_from_dict(d)
 
 
+#: Sizes past which a network or a batch is no longer a request but a typo (torch would overflow or try
+#: to allocate terabytes): each refused with its key.
+SIZE_LIMITS = {"data.n": 2**31, "model.hidden": 2**16, "model.depth": 1024, "model.emb_dim": 2**16,
+               "model.channels": 2**14, "model.particles": 2**16, "objective.probes": 2**10,
+               "optim.batch_size": 2**24, "optim.steps": 2**62, "optim.warmup": 2**62}  # fmt: skip
+
+
 def validate(cfg: TrainConfig) -> None:
     """Check value ranges; raises ValueError naming the first bad key and its value."""
     d, m, o, p, r = cfg.data, cfg.model, cfg.objective, cfg.optim, cfg.run
@@ -259,6 +266,15 @@ def validate(cfg: TrainConfig) -> None:
     for key, value, ok, want in checks:
         if not ok:
             raise ValueError(f"config key {key!r} must be {want}, got {value!r}")
+    for section, values in config_to_dict(cfg).items():
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"config key {key!r} must be finite, got {value!r}")
+            if key in SIZE_LIMITS and value > SIZE_LIMITS[key]:
+                raise ValueError(f"config key {key!r} must be at most {SIZE_LIMITS[key]:,}, got {value!r}")
+    if max(m.channel_mult) > SIZE_LIMITS["model.channels"]:
+        raise ValueError(f"config key 'model.channel_mult' must be at most {SIZE_LIMITS['model.channels']:,}")
 
 
 # --- coercion -------------------------------------------------------------------------------------

@@ -296,16 +296,21 @@ class Trainer:
         if sidecar is None and skipped:  # starting over would hide that the run's past is lost
             raise ValueError(f"{self.out} has checkpoints but none is usable ({skipped[0]}): "
                              "give --fresh to start over, or another --out")  # fmt: skip
-        for why in skipped:
-            warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)
         if sidecar is not None:
             tensors, meta = load_checkpoint(sidecar)
+            if not isinstance(meta.get("config"), dict):
+                raise ValueError(f"checkpoint {sidecar} holds no config to resume from")
             _check_same_run(config_from_dict(meta["config"]), self.config)
-            self.model.load_state_dict(tensors["model"])
-            self.ema.load_state_dict(tensors["ema"])
-            optimizer_state_from_tensors(self.optimizer, tensors["optim"], meta["optim"])
-            restore_rng({"train": self.generator}, tensors["rng"])
-            self.step = int(meta["step"])
+            try:
+                self.model.load_state_dict(tensors["model"])
+                self.ema.load_state_dict(tensors["ema"])
+                optimizer_state_from_tensors(self.optimizer, tensors["optim"], meta["optim"])
+                restore_rng({"train": self.generator}, tensors["rng"])
+            except (KeyError, RuntimeError) as e:  # a group missing, or tensors of another network
+                raise ValueError(f"checkpoint {sidecar} cannot be resumed: {' '.join(str(e).split())[:160]}") from None
+            self.step = meta["step"]
+        for why in skipped:  # only once the run goes on: a refused resume prints its error alone
+            warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)
         if self.ranks.main:
             trim_log(self.out / "metrics.jsonl", self.step)
 
