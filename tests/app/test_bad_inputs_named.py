@@ -197,3 +197,25 @@ def test_a_refused_resume_prints_its_error_alone(run, tmp_path):
     code, stderr = run_cli("train", *TRAIN_FLAGS, "--out", bad, "--steps", "6")  # the same settings: it goes on
     lines = stderr.strip().splitlines()
     assert code == 0 and sum(ln.startswith("scoredyn: warning: skipping checkpoint") for ln in lines) == 1, stderr
+
+
+def test_bench_refuses_an_unwritable_results_folder_before_benchmarking():
+    code, stderr = run_cli("bench", "--quick", "--part", "langevin", "--results", "/proc/scoredyn-results")
+    assert_refused(code, stderr)  # one line: no part was announced, none ran
+    assert "/proc/scoredyn-results" in stderr
+
+
+def test_a_failed_trajectory_write_leaves_no_folder(tmp_path):
+    """``physics simulate`` makes its --out folder; a write that fails (EFBIG under a 30 KB file-size
+    limit) removes the folders it made."""
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+    out = tmp_path / "new" / "md"
+    proc = subprocess.run([sys.executable, "-m", "scoredyn", "physics", "simulate", "--system", "double-well",
+                           "--walkers", "2000", "--steps", "200", "--out", str(out)],
+                          capture_output=True, text=True, preexec_fn=limit)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], proc.stderr
+    assert not (tmp_path / "new").exists()

@@ -11,7 +11,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_samples",
     "read_json",
     "check_writable",
+    "output_folder",
     "file_sha256",
 ]
 
@@ -182,6 +183,23 @@ def check_writable(path: str | os.PathLike) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+@contextmanager
+def output_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """The folder ``path``, made (with its parents) for the outputs written inside the block; if the
+    block fails, the folders it made are removed again where they are still empty, so a failed run
+    leaves nothing behind (what it wrote is whole or absent: writes inside are atomic)."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in made:  # deepest first
+            with suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file"):

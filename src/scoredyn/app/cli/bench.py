@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ...util.files import check_writable
 from ._common import app, check_device, err, fail, out
 
 
@@ -44,6 +45,8 @@ def bench(
     if results is None and not CHECKOUT_RESULTS.parent.is_dir():
         results = Path("bench-results")  # an installed copy has no benchmarks/ folder beside it
     folder = results or CHECKOUT_RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder / "records.json")  # before minutes of benchmarking, not after
 
     def announce(p) -> None:
         err.print(f"[bold]{p.name}[/]: {p.about} ...")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ...util.files import output_folder
 from ..sampling import MEMORY_BUDGET_GIB, gib
 from ._common import app, err, fail, seed_option
 
@@ -56,8 +57,9 @@ def simulate(
     if need > MEMORY_BUDGET_GIB * 2**30:
         fail(f"the trajectory needs about {gib(need)} GiB ({frames:,} frames x {walkers:,} walkers), above "
              f"{MEMORY_BUDGET_GIB:g} GiB: use fewer steps or walkers, or a larger --save-every")  # fmt: skip
-    info = run(_system(system), out_dir, force=force, sigma=sigma, steps=steps, dt=dt, friction=friction,
-               walkers=walkers, save_every=save_every, seed=seed, progress=err.is_terminal)  # fmt: skip
+    with output_folder(out_dir):  # a failed write leaves no empty folder
+        info = run(_system(system), out_dir, force=force, sigma=sigma, steps=steps, dt=dt, friction=friction,
+                   walkers=walkers, save_every=save_every, seed=seed, progress=err.is_terminal)  # fmt: skip
     err.print(f"wrote {info['path']}: {info['frames']} frames x {walkers} walkers; {info['blown_up']:.0%} blew up")
 
 
