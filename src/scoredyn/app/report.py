@@ -22,6 +22,7 @@ import torch
 
 from ..core.targets import GaussianMixture
 from ..util.files import atomic_write_text, read_json
+from ..util.messages import one_line
 from ..util.versions import versions
 from .study import (
     FLOOR_RULE_METRICS,
@@ -147,7 +148,7 @@ def build_report(
             title, sections = _demo(d, figures)
         except (KeyError, TypeError, IndexError, AttributeError) as e:  # a table.json not of a demo's making
             raise ValueError(f"{d / 'table.json'} is not a table that scoredyn demo writes "
-                             f"({type(e).__name__}: {' '.join(str(e).split())[:80]})") from None  # fmt: skip
+                             f"({type(e).__name__}: {one_line(e, 80)})") from None  # fmt: skip
     else:
         title, sections = {"training": _training, "benchmarks": _benchmarks}[kind](d)
     path = Path(out) if out is not None else d / REPORT_FILE

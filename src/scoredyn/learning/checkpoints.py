@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..util.files import TMP_SUFFIX, atomic_write, file_sha256, read_json
+from ..util.messages import one_line
 
 __all__ = [
     "save_checkpoint",
@@ -151,7 +152,7 @@ def read_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     try:
         flat = safetensors.torch.load_file(path, device=str(device))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for every malformed file
-        raise ValueError(f"{path} is not a readable safetensors file ({' '.join(str(e).split())[:120]})") from None
+        raise ValueError(f"{path} is not a readable safetensors file ({one_line(e, 120)})") from None
     return flat
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import tomli_w
 
+from ..util.messages import one_line
 from .losses import TIME_SAMPLERS
 from .nets import ENERGY_NETS
 
@@ -166,7 +167,7 @@ def load_toml(path: str | os.PathLike) -> TrainConfig:
     except OSError as e:
         raise ValueError(f"cannot read config {os.fspath(path)}: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"invalid TOML in {os.fspath(path)}: {_one_line(e)}") from None
+        raise ValueError(f"invalid TOML in {os.fspath(path)}: {one_line(e)}") from None
     except RecursionError:
         raise ValueError(f"invalid TOML in {os.fspath(path)}: nested too deeply to parse") from None
     try:
@@ -349,5 +350,3 @@ def _did_you_mean(name: str, options: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _one_line(e: Exception) -> str:
-    return " ".join(str(e).split())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..util.messages import one_line
+
 __all__ = ["DATA_SUFFIXES", "is_data_file", "read_points"]
 
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".npy", ".npz")
@@ -81,7 +83,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:  # a pickle, an object array, a truncated or foreign file
-        raise ValueError(f"{path} is not a NumPy array file (pickles are never loaded): {_first_line(e)}") from None
+        raise ValueError(f"{path} is not a NumPy array file (pickles are never loaded): {one_line(e, 160)}") from None
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,13 +95,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except ValueError as e:
         if str(e).startswith(str(path)):
             raise
-        raise ValueError(f"{path} is not a NumPy .npz archive (pickles are never loaded): {_first_line(e)}") from None
+        raise ValueError(f"{path} is not a NumPy .npz archive (pickles are never loaded): {one_line(e, 160)}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is not a NumPy .npz archive: {_first_line(e)}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:160]
+        raise ValueError(f"{path} is not a NumPy .npz archive: {one_line(e, 160)}") from None
 
 
 def _checked_points(x: np.ndarray, path: Path) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..core.fields import PARAMETERIZATIONS, NetworkField, network_field
 from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..util.files import atomic_write_bytes, atomic_write_json, read_json
+from ..util.messages import one_line
 from .checkpoints import load_checkpoint, newest_good_checkpoint
 from .config import TrainConfig, config_from_dict
 from .nets import build_net
@@ -102,7 +103,7 @@ def read_run(directory: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
     try:
         return directory, info, config_from_dict(info["config"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{run_file} has an invalid config: {' '.join(str(err).split())[:120]}") from None
+        raise ValueError(f"{run_file} has an invalid config: {one_line(err, 120)}") from None
 
 
 def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str = "cpu") -> TrainedModel:
@@ -115,7 +116,8 @@ def load_trained(directory: str | os.PathLike, *, ema: bool = True, device: str 
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in _build(config, info, energy).state_dict().items()}
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{directory / RUN_FILE}: its config does not build a network ({_first_line(err)})") from None
+        why = one_line(err, 160)
+        raise ValueError(f"{directory / RUN_FILE}: its config does not build a network ({why})") from None
     sidecar, skipped = newest_good_checkpoint(directory / "checkpoints")
     if sidecar is None and skipped and not (directory / "model.safetensors").exists():
         more = f" (and {len(skipped) - 1} older, also unusable)" if len(skipped) > 1 else ""
@@ -158,10 +160,6 @@ def _is_int(v) -> bool:
 
 def _is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _first_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:160]
 
 
 def check_run_info(info: dict, run_file: Path) -> None:

@@ -34,6 +34,7 @@ from ..core.fields import NetworkField, network_field
 from ..core.processes import Process
 from ..core.registry import resolve_process
 from ..util.files import atomic_write_json, atomic_write_text
+from ..util.messages import one_line
 from ..util.progress import ProgressBar
 from ..util.versions import versions
 from .checkpoints import (
@@ -307,7 +308,7 @@ class Trainer:
                 optimizer_state_from_tensors(self.optimizer, tensors["optim"], meta["optim"])
                 restore_rng({"train": self.generator}, tensors["rng"])
             except (KeyError, RuntimeError) as e:  # a group missing, or tensors of another network
-                raise ValueError(f"checkpoint {sidecar} cannot be resumed: {' '.join(str(e).split())[:160]}") from None
+                raise ValueError(f"checkpoint {sidecar} cannot be resumed: {one_line(e, 160)}") from None
             self.step = meta["step"]
         for why in skipped:  # only once the run goes on: a refused resume prints its error alone
             warnings.warn(f"skipping checkpoint: {why}", stacklevel=2)

@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .messages import one_line
+
 __all__ = [
     "file_mode",
     "atomic_write",
@@ -137,9 +139,9 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
     except ValueError as e:
         if str(e).startswith(str(path)):
             raise
-        raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
+        raise ValueError(f"{path} is not a .npz or .npy file ({one_line(e, 120)})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage archives
-        raise ValueError(f"{path} is not a .npz or .npy file ({' '.join(str(e).split())[:120]})") from None
+        raise ValueError(f"{path} is not a .npz or .npy file ({one_line(e, 120)})") from None
     except MemoryError:  # a header declaring more rows than memory holds (a lying or an enormous file)
         raise ValueError(f"the array in {path} does not fit in memory (its header: {_declared_shape(path)})") from None
     if not isinstance(arr, np.ndarray):  # an archive member that is not a NumPy array comes back as bytes

@@ -11,6 +11,7 @@ import warnings
 import torch
 import typer
 
+from ...util.messages import one_line
 from . import bench, core, figures, grids, likelihood, pages, physics, training  # noqa: F401  (each registers its commands on the app)
 from ._common import BadInput, app
 
@@ -19,7 +20,7 @@ __all__ = ["app", "main"]
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     """A warning as one line (no source file, no source line): ``scoredyn: warning: ...``."""
-    return f"scoredyn: warning: {' '.join(str(message).split())}\n"
+    return f"scoredyn: warning: {one_line(message)}\n"
 
 
 OUT_OF_MEMORY = "out of memory: use fewer particles, steps or rows (or a lower --memory-gib where a command has it)"
