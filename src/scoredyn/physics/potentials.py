@@ -126,23 +126,23 @@ class MullerBrown(Potential):
         """``A, a, b, c, x0, y0`` in ``x``'s dtype and on its device."""
         return {n: v.to(x.dtype) for n, v in zip(_MB_NAMES, self._coefficients.on(x.device), strict=True)}
 
-    def _terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``A_k exp(...)`` (N, 4) and the offsets ``dx, dy`` (N, 4)."""
+    def _terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """``A_k exp(...)`` (N, 4), the offsets ``dx, dy`` (N, 4), and the coefficients they used."""
         p = self._coefficients_like(x)
         dx = x[:, :1] - p["x0"]
         dy = x[:, 1:] - p["y0"]
         e = p["A"] * torch.exp(p["a"] * dx**2 + p["b"] * dx * dy + p["c"] * dy**2)
-        return e, dx, dy
+        return e, dx, dy, p
 
     def energy(self, x: Tensor) -> Tensor:
         self._check(x)
-        e, _, _ = self._terms(x)
+        e = self._terms(x)[0]
         return self.scale * e.sum(dim=1)
 
     def force(self, x: Tensor) -> Tensor:
         self._check(x)
-        e, dx, dy = self._terms(x)
-        a, b, c = (self._coefficients_like(x)[n] for n in ("a", "b", "c"))
+        e, dx, dy, p = self._terms(x)
+        a, b, c = p["a"], p["b"], p["c"]
         dU_dx = (e * (2.0 * a * dx + b * dy)).sum(dim=1)
         dU_dy = (e * (b * dx + 2.0 * c * dy)).sum(dim=1)
         return -self.scale * torch.stack([dU_dx, dU_dy], dim=1)
