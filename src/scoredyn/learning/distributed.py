@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Ranks", "init_distributed", "all_reduce", "barrier", "finish", "data_parallel"]
+__all__ = ["Ranks", "init_distributed", "local_device", "all_reduce", "barrier", "finish", "data_parallel"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,18 @@ def init_distributed(device: str) -> tuple[Ranks, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        local = local_device(device)
         torch.cuda.set_device(local)
-        return Ranks(dist.get_rank(), world), torch.device("cuda", local)
+        return Ranks(dist.get_rank(), world), local
     return Ranks(dist.get_rank(), world), torch.device("cpu")
+
+
+def local_device(device: str) -> torch.device:
+    """This process's device: on CUDA the GPU of its local rank (``cuda:LOCAL_RANK``, ``cuda:0`` outside
+    ``torchrun``), else ``device``."""
+    if device.startswith("cuda"):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(device)
 
 
 def all_reduce(x: Tensor, ranks: Ranks, op: str = "sum") -> Tensor:

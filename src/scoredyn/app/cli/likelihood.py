@@ -4,7 +4,6 @@ between two data points through its latent space."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -41,11 +40,6 @@ def _check_tolerance(name: str, value: float) -> None:
     low, high = TOLERANCE_RANGE
     if not low <= value <= high:
         fail(f"{name} must be in [{low:g}, {high:g}], got {value}")
-
-
-def _local_device(device: str) -> str:
-    """This process's device: under ``torchrun`` on CUDA, the GPU of its local rank."""
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
 
 
 def _data(spec: str, source, n: int | None, seed: int) -> torch.Tensor:
@@ -100,10 +94,10 @@ def likelihood(
         fail("--dequantize needs at least 2 levels (or 0 for continuous data)")
     _check_tolerance("--rtol", rtol)
     _check_tolerance("--atol", atol)
-    from ...learning.distributed import finish, init_distributed
+    from ...learning.distributed import finish, init_distributed, local_device
 
     ranks, _ = init_distributed("cpu")  # under torchrun: the batches are shared out, gathered on the CPU (gloo)
-    dev = _local_device(check_device(device))
+    dev = str(local_device(check_device(device)))
     source, source_name = resolve_source(target, checkpoint, ema=ema, device=dev)
     x = _data(data, source, n or None, seed)
     t0 = time.perf_counter()
