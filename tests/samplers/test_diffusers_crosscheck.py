@@ -163,6 +163,19 @@ def test_unipc(target_name, steps, spacing, variant, final, exact_schedule):
 
 
 @pytest.mark.parametrize("target_name", list(TARGETS))
+@pytest.mark.parametrize("steps", [3, 4, 6, 10])
+@pytest.mark.parametrize("variant", ["bh1", "bh2"])
+def test_unipc_third_order(target_name, steps, variant):
+    # UniPC-3 (the authors' choice for unconditional sampling), warm-up and lower_order_final as diffusers
+    scheduler = diffusers.UniPCMultistepScheduler(
+        solver_order=3, solver_type=variant, predict_x0=True, lower_order_final=True, final_sigmas_type="sigma_min"
+    )
+    scheduler.set_timesteps(steps)
+    field, grid, x = _setup(target_name, scheduler, True)
+    _assert_agree(_drive(scheduler, field, x), unipc(field, x, grid, order=3, variant=variant).x, TOL_EXACT)
+
+
+@pytest.mark.parametrize("target_name", list(TARGETS))
 @pytest.mark.parametrize("steps", [15, 25])
 @pytest.mark.parametrize("exact_schedule", [True, False], ids=["exact", "shipped"])
 def test_dpm_solver_2m_to_sigma_min(target_name, steps, exact_schedule):

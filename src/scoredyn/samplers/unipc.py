@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,7 +32,9 @@ from ._steps import (
     log_snr_levels,
 )
 
-__all__ = ["unipc", "unip_predictor", "unic_corrector", "UNIPC_VARIANTS"]
+__all__ = ["unipc", "unip_predictor", "unic_corrector", "unipc_weights", "UNIPC_VARIANTS", "ORDERS"]
+
+ORDERS = (1, 2, 3)
 
 History = list[tuple[LogSNRLevel, Tensor]]  # (level, x0hat) at earlier points, newest last
 
@@ -49,27 +52,46 @@ def b_h2(h: float) -> float:
 UNIPC_VARIANTS: dict[str, Callable[[float], float]] = {"bh1": b_h1, "bh2": b_h2}
 
 
-def unic2_weights(h: float, r: float, B: Callable[[float], float]) -> tuple[float, float]:
-    """Solve UniC-2's ``R a = g / B(h)`` for nodes ``(r, 1)``: ``R = [[1, 1], [r, 1]]``,
-    ``g_k = k! h phi_{k+1}(-h)``, ``phi_1(z) = (e^z - 1)/z``, ``phi_{k+1} = (phi_k - 1/k!)/z``."""
-    z = -h
-    phi2 = (math.expm1(z) / z - 1.0) / z
-    phi3 = (phi2 - 0.5) / z
-    b1, b2 = h * phi2 / B(h), 2.0 * h * phi3 / B(h)
-    a1 = (b1 - b2) / (1.0 - r)
-    return a1, b1 - a1
+def unipc_rhs(h: float, p: int) -> list[float]:
+    """The right-hand side of UniPC's order conditions before the division by ``B(h)``:
+    ``g_i = i! h phi_{i+1}(-h)`` for ``i = 1..p`` (Zhao et al. 2023, Theorem 3.1), with
+    ``phi_1(z) = (e^z - 1)/z`` and ``phi_{k+1}(z) = (phi_k(z) - 1/k!)/z``."""
+    z, phi, g = -h, math.expm1(-h) / -h, []
+    for i in range(1, p + 1):
+        phi = (phi - 1.0 / math.factorial(i)) / z  # phi_{i+1}
+        g.append(math.factorial(i) * h * phi)
+    return g
+
+
+def unipc_weights(h: float, r: list[float], B: Callable[[float], float]) -> list[float]:
+    """The weights ``a`` of the nodes ``r_k`` (``len(r) = p``): the solution of ``R a = g / B(h)`` with
+    ``R_{ik} = r_k^{i-1}`` and ``g`` of ``unipc_rhs``, ``i = 1..p``; a single node gets ``1/2`` (UniP-2
+    and UniC-1 as the authors' implementation writes them)."""
+    if len(r) == 1:
+        return [0.5]
+    R = np.array([[rk**i for rk in r] for i in range(len(r))], dtype=np.float64)
+    g = np.array(unipc_rhs(h, len(r)), dtype=np.float64) / B(h)
+    return np.linalg.solve(R, g).tolist()
+
+
+def _correction(hist: History, frm: LogSNRLevel, h: float, new: Tensor | None, B: Callable[[float], float]) -> Tensor:
+    """``sum_k a_k D_k`` over the earlier points of ``hist`` (all but its newest, ``m_from``) and ``new``
+    (the prediction at the step's end, ``r = 1``) where given."""
+    m0 = hist[-1][1]
+    nodes = [((lvl.lam - frm.lam) / h, m) for lvl, m in hist[:-1]] + ([(1.0, new)] if new is not None else [])
+    a = unipc_weights(h, [r for r, _ in nodes], B)
+    return sum(ak * (m - m0) / r for ak, (r, m) in zip(a, nodes, strict=True))
 
 
 def unip_predictor(x: Tensor, hist: History, nxt: LogSNRLevel, p: int, B: Callable[[float], float]) -> Tensor:
     """UniP-p (Zhao et al. 2023, Corollary 3.2) from the newest point of ``hist`` to ``nxt``: the
-    first-order step, plus for ``p = 2`` the correction ``alpha_to B(h) a_1 D_1`` with ``a_1 = 1/2``."""
+    first-order step, plus for ``p >= 2`` the correction ``alpha_to B(h) sum_k a_k D_k`` over the ``p - 1``
+    points before it (``a_1 = 1/2`` for ``p = 2``)."""
     (cur, m0) = hist[-1]
     x_new = data_prediction_step(x, m0, cur, nxt)
-    if p == 2:
-        (old, m1) = hist[-2]
+    if p >= 2:
         h = nxt.lam - cur.lam
-        r = (old.lam - cur.lam) / h
-        x_new = x_new + nxt.alpha * B(h) * 0.5 * (m1 - m0) / r
+        x_new = x_new + nxt.alpha * B(h) * _correction(hist[-p:], cur, h, None, B)
     return x_new
 
 
@@ -78,17 +100,10 @@ def unic_corrector(
 ) -> Tensor:
     """UniC-p (Zhao et al. 2023, Theorem 3.1): the step from the newest point of ``hist`` to ``cur``
     again, corrected with the data prediction ``m`` already evaluated at the predicted point
-    (``r = 1``; UniC-1 uses ``a_1 = 1/2``, UniC-2 the weights of ``unic2_weights``)."""
+    (``r = 1``) and the ``p - 1`` points before (UniC-1: ``a_1 = 1/2``)."""
     (prev, m0) = hist[-1]
     h = cur.lam - prev.lam
-    if p == 1:
-        corr = 0.5 * (m - m0)
-    else:
-        (old, m1) = hist[-2]
-        r = (old.lam - prev.lam) / h
-        a1, a2 = unic2_weights(h, r, B)
-        corr = a1 * (m1 - m0) / r + a2 * (m - m0)
-    return data_prediction_step(x, m0, prev, cur) + cur.alpha * B(h) * corr
+    return data_prediction_step(x, m0, prev, cur) + cur.alpha * B(h) * _correction(hist[-p:], prev, h, m, B)
 
 
 def unipc(
@@ -124,7 +139,7 @@ def unipc(
         field: the score field; ``field.denoise`` gives ``x0hat``.
         x: start particles at ``grid[0]``, ``(N, D)``.
         grid: descending times ``(S + 1,)``.
-        order: ``p``, 1 or 2.
+        order: ``p``, 1, 2 or 3 (3: the authors' choice for unconditional sampling).
         variant: ``"bh2"`` or ``"bh1"``.
         callback: called with ``StepInfo`` after each step (``x`` is the predictor's output).
         return_path: record the particles at every grid time (predictor outputs).
@@ -133,8 +148,8 @@ def unipc(
         ``SampleResult`` with ``nfe = S``.
     """
     grid = check_grid(grid)
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if variant not in UNIPC_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(UNIPC_VARIANTS)}, got {variant!r}")
     B = UNIPC_VARIANTS[variant]
