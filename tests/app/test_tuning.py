@@ -34,7 +34,7 @@ def test_steps_for_nfe():
     assert steps_for_nfe("edm-heun", 5) == 3 and steps_for_nfe("edm-heun", 10) == 5  # 2 S - 1 <= nfe
     with pytest.raises(ValueError, match="can be tuned for"):
         steps_for_nfe("annealed-langevin", 5)
-    assert set(TUNABLE) == {"ddim", "dpm-solver-2m", "unipc", "edm-heun", "ode-heun"}
+    assert set(TUNABLE) == {"ddim", "dpm-solver-2m", "unipc", "multistep", "edm-heun", "ode-heun"}
 
 
 def test_grid_file_round_trip_and_contents(tuned):
@@ -85,6 +85,48 @@ def test_cli_tune_then_sample(tmp_path):
     assert settings["grid"].startswith("tuned") and settings["steps"] == 3
 
 
+@pytest.fixture(scope="module")
+def tuned_multistep(tmp_path_factory):
+    found = optimize_grid(mog6(), "multistep", 4, n=400, seed=0, evaluations=60, candidates=32)
+    path = found.save(tmp_path_factory.mktemp("grids") / "multistep.json")
+    return found, path
+
+
+def test_multistep_grid_carries_its_coefficients(tuned_multistep):
+    """The multistep grid ends at sigma = 0 with its fitted coefficients; ``sample`` runs them, and they
+    are what the file says (the run equals ``multistep`` with the file's coefficients by hand)."""
+    found, path = tuned_multistep
+    doc = json.loads(path.read_text())
+    assert doc["sampler"] == "multistep" and doc["times"][-1] == 0.0 and len(doc["times"]) == 5
+    assert [len(row) for row in doc["coefficients"]] == [0, 1, 2, 3]
+    assert doc["errors"]["coefficients"] < doc["errors"]["continuous"]  # the fit lowers the teacher distance
+    assert load_grid_file(path) == found
+    result, _ = sample(mog6(), "multistep", steps=4, n=300, seed=3, grid=found)
+    from scoredyn import AnalyticField
+    from scoredyn.samplers import multistep
+
+    law = start_distribution("exact", VP(), torch.tensor(found.start_time, dtype=torch.float64), target=mog6())
+    x = law.sample(300, generator=torch.Generator().manual_seed(3))
+    field = AnalyticField(mog6(), VP())
+    assert torch.equal(result.x, multistep(field, x, found.grid, coefficients=found.coefficients).x)
+    assert not torch.equal(result.x, multistep(field, x, found.grid).x)
+    # the unipc grid carries none
+    assert json.loads(optimize_grid(mog6(), "unipc", 3, n=100, evaluations=10, candidates=16,
+                                    method="gits").save(path.parent / "u.json").read_text())["coefficients"] is None
+
+
+def test_multistep_at_five_evaluations_within_3x_of_the_floor():
+    """The few-step goal on mog6: fitted on 2000 starts of seed 0 (the defaults), judged on 20,000 of
+    seed 1 against the law. Measured: mode TV 1.41x and energy 2.15x their floors (benchmarks/grid_tuning.py
+    has all four targets); UniPC on its own tuned grid was 1.50x / 4.42x. Deterministic (seeded)."""
+    from scoredyn.metrics import evaluate
+
+    found = optimize_grid(mog6(), "multistep", 5)
+    result, _ = sample(mog6(), "multistep", steps=5, n=20_000, seed=1, grid=found)
+    scores = evaluate(result.x, mog6(), metrics=("mode_tv_exact", "energy_exact"), seed=5)
+    assert scores["mode_tv_exact"]["ratio"] < 3.0 and scores["energy_exact"]["ratio"] < 3.0, scores
+
+
 def _write(path, doc):
     path.write_text(json.dumps(doc))
     return path
@@ -99,9 +141,10 @@ def _broken(tuned, **change):
 @pytest.mark.parametrize(
     "case",
     ["other sampler", "other process", "non-monotone", "nan", "wrong length", "nfe mismatch", "not json",
-     "no format", "missing times", "steps disagree", "outside range", "missing file"],
+     "no format", "missing times", "steps disagree", "outside range", "missing file", "coefficients on unipc",
+     "multistep without coefficients", "coefficients short", "coefficients nan", "coefficients not lists"],
 )  # fmt: skip
-def test_bad_grid_files_one_line_exit_2(tmp_path, tuned, case):
+def test_bad_grid_files_one_line_exit_2(tmp_path, tuned, tuned_multistep, case):
     found, good = tuned
     times = list(found.times)
     path = tmp_path / "bad.json"
@@ -131,6 +174,14 @@ def test_bad_grid_files_one_line_exit_2(tmp_path, tuned, case):
         _write(path, _broken(tuned, times=[2.0, *times[1:]]))
     elif case == "missing file":
         path = tmp_path / "nothing.json"
+    elif case == "coefficients on unipc":
+        _write(path, _broken(tuned, coefficients=[[], [0.1], [0.1, 0.2], [0.1, 0.2, 0.3]]))
+    elif case.startswith("multistep") or case.startswith("coefficients"):
+        sampler, ms = "multistep", json.loads(tuned_multistep[1].read_text())
+        ms["coefficients"] = {"multistep without coefficients": None, "coefficients short": [[], [0.1], [0.2]],
+                              "coefficients nan": [[], [0.1], [0.2, float("nan")], [0.1, 0.2, 0.3]],
+                              "coefficients not lists": [[], 0.1, [0.2, 0.3], [0.1, 0.2, 0.3]]}[case]  # fmt: skip
+        _write(path, ms)
     out = tmp_path / "s.npz"
     proc = run_cli("sample", "--target", "mog6", "--sampler", sampler, "--grid", path, "--n", 10, "--out", out, *extra)
     assert proc.returncode == 2, proc.stderr

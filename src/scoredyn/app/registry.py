@@ -33,6 +33,7 @@ from ..samplers import (
     karras_grid,
     langevin,
     log_snr_grid,
+    multistep,
     ode,
     predictor_corrector,
     reverse_sde,
@@ -166,6 +167,11 @@ SAMPLERS: dict[str, Recipe] = {
     # log-SNR and Karras grids at NFE 5 and 10 (benchmarks/accuracy_vs_nfe.py, README).
     "dpm-solver-2m": Recipe(dpm_solver_2m, "vp", "uniform", paper="Lu et al. 2022, DPM-Solver++(2M)"),
     "unipc": Recipe(unipc, "vp", "uniform", paper="Zhao et al. 2023, UniPC (bh2)"),
+    # DPM-Solver++(2M)'s update with free coefficients: fitted to the converged flow by tune-grid
+    "multistep": Recipe(
+        multistep, "vp", "uniform",
+        paper="linear multistep in data prediction, coefficients fitted with the grid (S4S, Frankel et al. 2025)",
+    ),
 }
 
 

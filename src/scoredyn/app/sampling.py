@@ -112,6 +112,8 @@ def sample(
         grid_name = grid or recipe.grid
         times = make_grid(grid_name, proc, steps, levels, **(recipe.grid_kwargs if grid is None else {}))
     kwargs = dict(recipe.kwargs)
+    if isinstance(grid, GridFile) and grid.coefficients is not None:
+        kwargs["coefficients"] = grid.coefficients  # a fitted multistep solver
     if recipe.per_level:
         kwargs["steps_per_level"] = steps
     kwargs.update(knobs)

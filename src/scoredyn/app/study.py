@@ -27,6 +27,7 @@ import torch
 from ..core.targets import GaussianMixture
 from ..metrics import evaluate
 from ..samplers import svgd
+from ..samplers.grid_tuning import COEFFICIENT_ITERATIONS
 from .registry import resolve_sampler, steps_for_nfe
 from .sampling import sample
 from .tuning import QUICK_TUNING, nfe_for_steps, quick_grid
@@ -96,6 +97,8 @@ MAIN_RUNS: tuple[StudyRun, ...] = (
     StudyRun("UniPC (bh2)", "unipc", 10, short="UniPC"),
     StudyRun("UniPC (bh2), 5 evaluations", "unipc", 5, short="UniPC, 5 NFE"),
     StudyRun("UniPC (bh2), 5 evaluations, tuned grid", "unipc", 5, {"grid": "tuned"}, short="UniPC, 5 NFE, tuned"),
+    StudyRun("multistep, 5 evaluations, fitted grid and coefficients", "multistep", 5, {"grid": "tuned"},
+             short="multistep, 5 NFE, fitted"),
 )
 
 # The accuracy-against-cost sweep: each diffusion sampler of MAIN_RUNS (as it runs there) at growing
@@ -175,6 +178,8 @@ def run_cost(run: StudyRun, n: int, levels: int = 10) -> float:
     if run.knobs.get("grid") == "tuned":  # each candidate grid is run, then scored (~20 evaluations' worth)
         nfe = nfe_for_steps(run.sampler, run.steps)
         cost += QUICK_TUNING["evaluations"] * (nfe + TUNING_SCORE_COST) * QUICK_TUNING["n"]
+        if run.sampler == "multistep":  # its coefficients' fit: a forward and a backward pass an iteration
+            cost += COEFFICIENT_ITERATIONS * nfe * 3 * QUICK_TUNING["n"]
     return cost
 
 

@@ -11,6 +11,7 @@ evaluations, the times and how they were found. A grid file is checked against t
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..core.tensors import positive_int
 from ..learning import TrainedModel
-from ..samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES, tune_grid
+from ..samplers import check_coefficients, dpm_solver_coefficients
+from ..samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES, fit_coefficients, tune_grid
 from ..util.files import atomic_write_json, read_json
 from . import registry
 from .registry import resolve_sampler
@@ -53,6 +55,8 @@ TUNABLE: dict[str, Tunable] = {
     "ddim": Tunable("data"),
     "dpm-solver-2m": Tunable("data"),
     "unipc": Tunable("data"),
+    # its grid ends at sigma = 0, where the fitted last step combines the whole history
+    "multistep": Tunable("data", free_end=False),
     "edm-heun": Tunable("heun", free_end=False),
     "ode-heun": Tunable("heun", free_end=False),
 }
@@ -101,6 +105,8 @@ class GridFile:
         method, objective: how it was found (``grid_tuning.METHODS``, ``OBJECTIVES``).
         errors: the mean distance to the teacher on the tuning starts, per stage.
         tuning: the source, start law, particles, seed, evaluations spent and seconds.
+        coefficients: the fitted coefficients of ``multistep`` (``steps`` rows, row ``i`` with ``i``
+            numbers); ``None`` for the other samplers.
     """
 
     process: str
@@ -114,6 +120,7 @@ class GridFile:
     objective: str
     errors: dict
     tuning: dict
+    coefficients: list[list[float]] | None = None
 
     @property
     def grid(self) -> Tensor:
@@ -147,7 +154,7 @@ def load_grid_file(path: str | Path) -> GridFile:
     if raw.get("version") != GRID_VERSION:
         _fail(path, f"version {raw.get('version')!r}; this scoredyn reads version {GRID_VERSION}")
     fields = {k: raw.get(k) for k in GridFile.__dataclass_fields__}
-    missing = [k for k, v in fields.items() if v is None]
+    missing = [k for k, v in fields.items() if v is None and k != "coefficients"]
     if missing:
         _fail(path, f"missing {', '.join(missing)}")
     sampler, process = fields["sampler"], fields["process"]
@@ -174,6 +181,16 @@ def load_grid_file(path: str | Path) -> GridFile:
     start = fields["start_time"]
     if not isinstance(start, int | float) or not t_min <= times[-1] < times[0] <= start <= t_max:
         _fail(path, f"times must lie in [{t_min}, {t_max}] below the start time, got {times[0]}..{times[-1]}")
+    coefficients = fields["coefficients"]
+    if (sampler == "multistep") != (coefficients is not None):
+        _fail(path, "coefficients belong to a multistep grid, and a multistep grid needs them")
+    if coefficients is not None:
+        if not isinstance(coefficients, list) or not all(isinstance(row, list) for row in coefficients):
+            _fail(path, "coefficients must be a list of lists of numbers")
+        try:
+            check_coefficients(coefficients, steps)
+        except ValueError as e:
+            _fail(path, str(e))
     return GridFile(**fields)
 
 
@@ -236,9 +253,14 @@ def optimize_grid(
     x = law.sample(n, generator=torch.Generator().manual_seed(seed)).to(device)
     field = source.field(proc)
 
+    # a multistep grid starts from UniPC's: the best fixed-coefficient solver places the evaluations best
+    # (on the exact targets its grid beat DPM-Solver++(2M)'s own under fitted coefficients, at half the
+    # teacher distance in 10-D; benchmarks/grid_tuning.py)
+    grid_recipe = resolve_sampler("unipc") if sampler == "multistep" else recipe
+
     def run(x: Tensor, grid: Tensor) -> Tensor:
         with torch.no_grad():
-            return recipe.fn(field, x, grid, **recipe.kwargs).x
+            return grid_recipe.fn(field, x, grid, **grid_recipe.kwargs).x
 
     with torch.no_grad():
         found = tune_grid(
@@ -247,6 +269,15 @@ def optimize_grid(
             candidates=candidates, evaluations=evaluations,
         )  # fmt: skip
     times = found.times
+    errors, seconds, coefficients = found.errors, found.seconds, None
+    if sampler == "multistep":
+        # UniPC's evaluation times, the end moved to the teacher's (sigma = 0 where the process reaches
+        # it), where the last step's coefficients combine the whole history; then the coefficients
+        clock = time.perf_counter()
+        times = torch.cat([times[:steps], found.teacher_times[-1:]])
+        coefficients, errors["coefficients"] = fit_coefficients(
+            field, x, times, found.teacher_end, dpm_solver_coefficients(proc, times))
+        seconds += time.perf_counter() - clock
     levels = CANDIDATES[spec.rule] if candidates is None else candidates
     return GridFile(
         process=proc_name,
@@ -258,7 +289,8 @@ def optimize_grid(
         sigma_hat=proc.sigma_hat(times).tolist(),
         method=method,
         objective=objective,
-        errors=found.errors,
+        errors=errors,
         tuning={"source": source.label, "start": start_kind, "n": n, "seed": seed, "candidates": levels,
-                "evaluations": found.evaluations, "seconds": found.seconds},  # fmt: skip
+                "evaluations": found.evaluations, "seconds": seconds},  # fmt: skip
+        coefficients=coefficients,
     )

@@ -39,10 +39,13 @@ from ..core.fields import Field
 from ..core.processes import Process
 from ..core.tensors import positive_int
 from ._steps import check_grid, data_prediction_step, heun_step, log_snr_levels
+from .multistep import multistep_run
 from .ode import ode
 
 __all__ = [
     "CANDIDATES",
+    "COEFFICIENT_ITERATIONS",
+    "COEFFICIENT_LEARNING_RATE",
     "DP_PARTICLES",
     "LOCAL_RULES",
     "SIGMA_HAT_MIN",
@@ -51,6 +54,7 @@ __all__ = [
     "GridSearch",
     "Teacher",
     "cheapest_path",
+    "fit_coefficients",
     "gits_grid",
     "refine_grid",
     "teacher",
@@ -373,6 +377,8 @@ class GridSearch:
             stage's own objective under its name, and the grid it started from (``continuous_start``).
         evaluations: runs of the sampler spent by the continuous stage.
         seconds: the wall time of the search, teacher included.
+        teacher_times: the teacher's levels (the candidate levels and the axis's end time).
+        teacher_end: the teacher's end points from the tuning starts, at ``teacher_times[-1]``.
     """
 
     times: Tensor
@@ -382,6 +388,8 @@ class GridSearch:
     errors: dict
     evaluations: int
     seconds: float
+    teacher_times: Tensor | None = None
+    teacher_end: Tensor | None = None
 
 
 METHODS = ("gits", "continuous", "gits+continuous")
@@ -471,4 +479,51 @@ def tune_grid(
         errors["continuous"] = mean_distance(run_on(axis.grid(rho, end)), teach.end)
     error = errors[method.split("+")[-1]]
     return GridSearch(axis.grid(rho, end), float(field.process.t_max), method, error, errors, spent,
-                      time.perf_counter() - clock)  # fmt: skip
+                      time.perf_counter() - clock, teach.times, teach.end)  # fmt: skip
+
+
+# --- the coefficients of a multistep solver on a tuned grid ----------------------------------------------
+
+#: Adam's iterations and learning rate for the coefficients (``fit_coefficients``): on the exact mixtures
+#: the teacher distance stops falling by 400 (5 and 10 evaluations; benchmarks/grid_tuning.py).
+COEFFICIENT_ITERATIONS = 400
+COEFFICIENT_LEARNING_RATE = 0.02
+
+
+def fit_coefficients(
+    field: Field,
+    x: Tensor,
+    grid: Tensor,
+    end: Tensor,
+    initial: list[list[float]],
+    *,
+    iterations: int = COEFFICIENT_ITERATIONS,
+    learning_rate: float = COEFFICIENT_LEARNING_RATE,
+) -> tuple[list[list[float]], float]:
+    """The coefficients of ``multistep`` on ``grid`` that bring its final particles from the tuning starts
+    ``x`` closest to the teacher's ``end`` (S4S, Frankel et al. 2025; Bespoke solvers, Shaul et al. 2024):
+    the mean squared distance, minimized by Adam (Kingma & Ba 2015) from ``initial`` (the solver is
+    linear in them, the field is not) with gradients through the whole run. Returns the best coefficients
+    seen and their mean distance (``mean_distance``). Judge them on other starts than ``x``."""
+    grid = check_grid(grid)
+    levels = log_snr_levels(field.process, grid)
+    rows = [torch.tensor(row, dtype=torch.float64, requires_grad=True) for row in initial]
+    free = [row for row in rows if row.numel()]
+    x, end = x.detach(), end.detach()
+    best = ([list(map(float, row)) for row in initial], math.inf)
+    if not free:  # one step: nothing to fit
+        with torch.no_grad():
+            return best[0], mean_distance(multistep_run(field.denoise, x, grid, levels, initial), end)
+    optimizer = torch.optim.Adam(free, lr=learning_rate)
+    with torch.enable_grad():
+        for _ in range(positive_int(iterations, "iterations") + 1):
+            y = multistep_run(field.denoise, x, grid, levels, rows)
+            loss = (y - end).pow(2).sum(-1).mean()
+            if float(loss.detach()) < best[1]:
+                best = ([row.detach().tolist() for row in rows], float(loss.detach()))
+            # gradients of the coefficients alone: a trained field's weights take none
+            for row, g in zip(free, torch.autograd.grad(loss, free), strict=True):
+                row.grad = g
+            optimizer.step()
+    with torch.no_grad():
+        return best[0], mean_distance(multistep_run(field.denoise, x, grid, levels, best[0]), end)

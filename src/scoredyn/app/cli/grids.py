@@ -66,7 +66,8 @@ def tune_grid(
                               objective=objective, optimize_start=start_time, candidates=candidates,
                               evaluations=evaluations, device=dev)  # fmt: skip
     found.save(out_path)
-    stages = ", ".join(f"{k} {v:.4g}" for k, v in found.errors.items() if k in ("initial", "gits", "continuous"))
+    shown = ("initial", "gits", "continuous", "coefficients")
+    stages = ", ".join(f"{k} {v:.4g}" for k, v in found.errors.items() if k in shown)
     err.print(f"wrote {out_path}: {found.steps} steps, sigma/alpha "
               f"{' > '.join(f'{s:.3g}' for s in found.sigma_hat)}; mean distance to the teacher: {stages}; "
               f"{found.tuning['seconds']:.1f}s")  # fmt: skip

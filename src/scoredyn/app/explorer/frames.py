@@ -59,6 +59,7 @@ DEFAULT_SAMPLERS: dict[str, tuple[int, ...]] = {
     "dpm-solver-2m": (5, 10),
     "unipc": (5, 10),
     "unipc-tuned": (5, 10),
+    "multistep-tuned": (5, 10),
 }
 
 #: A sampler name with this suffix runs the sampler on a grid tuned for it (``tuning.quick_grid``).
@@ -88,6 +89,8 @@ SAMPLER_LABELS: dict[str, str] = {
     "dpm-solver-2m": "DPM-Solver++(2M)",
     "unipc": "UniPC",
     "unipc-tuned": "UniPC, tuned grid",
+    "multistep": "multistep (DPM-Solver++(2M) coefficients)",
+    "multistep-tuned": "multistep, fitted grid and coefficients",
     "dpm-solver-2m-tuned": "DPM-Solver++(2M), tuned grid",
     "ddim-tuned": "DDIM, tuned grid",
     "edm-heun-tuned": "EDM Heun, tuned grid",
