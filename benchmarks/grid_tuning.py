@@ -40,7 +40,9 @@ from scoredyn.core.targets import GaussianMixture, random_mixture  # noqa: E402
 from scoredyn.metrics import evaluate  # noqa: E402
 from scoredyn.samplers import start_distribution  # noqa: E402
 
-SAMPLERS = ("unipc", "dpm-solver-2m", "edm-heun", "ddim")
+SAMPLERS = ("unipc", "multistep", "dpm-solver-2m", "edm-heun", "ddim")
+#: run at every budget (the others at 5 and 10, the goals' budgets)
+EVERY_NFE = ("unipc", "multistep")
 GRIDS = ("uniform", "karras", "logsnr")
 NFES = (4, 5, 6, 8, 10)
 METRICS = ("mode_tv_exact", "energy_exact")
@@ -144,17 +146,20 @@ def run_k_diffusion(name: str, target: GaussianMixture, nfe: int, n: int, seed: 
     return sampler(model, x, sigmas, disable=True)
 
 
-def exact_targets(names, nfes, samplers, evaluations, others_on, energy_on) -> tuple[list[dict], list[str]]:
+def exact_targets(
+    names, nfes, samplers, evaluations, others_on, energy_on, peers_on=True
+) -> tuple[list[dict], list[str]]:
     records, lines = [], []
     for tname in names:
         target = target_of(tname)
         for nfe in nfes:
             for sampler in samplers:
-                if sampler != "unipc" and (nfe not in (5, 10) or tname not in others_on):
+                if sampler not in EVERY_NFE and (nfe not in (5, 10) or tname not in others_on):
                     continue  # the other solvers at the two budgets of the goals
                 steps, process = steps_for_nfe(sampler, nfe), process_of(sampler)
                 row = {}
-                for grid in GRIDS:
+                # multistep on hand-made grids is DPM-Solver++(2M) (its default coefficients): only its fit runs
+                for grid in () if sampler == "multistep" else GRIDS:
                     res, _ = sample(target, sampler, steps=steps, n=N_JUDGE, seed=1, process=process, grid=grid)
                     row[grid] = score(res.x, target)
                 found = optimize_grid(target, sampler, nfe, process=process, n=N_TUNE, seed=0,
@@ -190,7 +195,7 @@ def exact_targets(names, nfes, samplers, evaluations, others_on, energy_on) -> t
                 "k-diffusion sample_heun": (run_k_diffusion, "heun"),
                 "k-diffusion sample_dpmpp_2m": (run_k_diffusion, "dpmpp_2m"),
             }
-            for peer, (run, which) in peers.items():
+            for peer, (run, which) in peers.items() if peers_on else ():
                 try:
                     r = score(run(which, target, nfe, N_JUDGE, 1), target)
                 except ImportError:
@@ -204,7 +209,7 @@ def exact_targets(names, nfes, samplers, evaluations, others_on, energy_on) -> t
     return records, lines
 
 
-def digits(nfes=(5, 10), evaluations: int = 200) -> tuple[list[dict], list[str]]:
+def digits(nfes=(5, 10), evaluations: int = 200, samplers=("unipc", "edm-heun")) -> tuple[list[dict], list[str]]:
     """The shipped digits model: energy distance to the held-out digits, default vs tuned grids."""
     from scoredyn.learning import load_dataset, load_trained
     from scoredyn.metrics import energy_distance
@@ -218,7 +223,7 @@ def digits(nfes=(5, 10), evaluations: int = 200) -> tuple[list[dict], list[str]]
     n = a.shape[0]
     records, lines = [], []
     for nfe in nfes:
-        for sampler in ("unipc", "edm-heun"):
+        for sampler in samplers:
             steps, process = steps_for_nfe(sampler, nfe), process_of(sampler)
             row = {}
             for grid in ("default", "tuned"):
@@ -248,6 +253,9 @@ def main() -> None:
     ap.add_argument("--others-on", nargs="+", default=None, help="targets the solvers other than unipc run on")
     ap.add_argument("--energy-on", nargs="+", default=None, help="targets unipc is also tuned on by energy")
     ap.add_argument("--no-digits", action="store_true")
+    ap.add_argument("--no-peers", action="store_true", help="skip diffusers' and k-diffusion's runs")
+    ap.add_argument("--merge", action="store_true", help="keep the file's records this run does not redo")
+    ap.add_argument("--digits-samplers", nargs="+", default=["unipc", "edm-heun"])
     ap.add_argument("--digits-only", action="store_true", help="only the digits model (merged into the results)")
     ap.add_argument("--quick", action="store_true", help="mog6, unipc, NFE 5 (a check that it runs)")
     ap.add_argument("--out", default=None)
@@ -260,17 +268,22 @@ def main() -> None:
     name = args.out or ("quick_grid_tuning.json" if args.quick else "grid_tuning.json")
     records = []
     if not args.digits_only:
-        records, lines = exact_targets(args.targets, args.nfe, args.samplers, args.evaluations, others, energy_on)
+        records, lines = exact_targets(args.targets, args.nfe, args.samplers, args.evaluations, others, energy_on,
+                                       not args.no_peers)  # fmt: skip
+        if args.merge and (RESULTS / name).exists():
+            new = {r["name"] for r in records}
+            records = [r for r in json.loads((RESULTS / name).read_text()) if r["name"] not in new] + records
         print("| target | NFE | sampler | grid | mode TV / floor | energy / floor | tuning s |")
         print("|---|---:|---|---|---:|---:|---:|")
         print("\n".join(lines))
         write(name, records)  # before the digits: a failure there keeps these
     if not args.no_digits:
-        more, dl = digits()
+        more, dl = digits(samplers=args.digits_samplers)
         print("| data | NFE | sampler | grid | energy / real halves | s |\n|---|---:|---|---|---:|---:|")
         print("\n".join(dl))
         if args.digits_only and (RESULTS / name).exists():  # keep the exact targets' records
-            records = [r for r in json.loads((RESULTS / name).read_text()) if not r["name"].startswith("digits/")]
+            new = {r["name"] for r in more}
+            records = [r for r in json.loads((RESULTS / name).read_text()) if r["name"] not in new]
         write(name, records + more)
 
 

@@ -117,8 +117,8 @@ def test_multistep_grid_carries_its_coefficients(tuned_multistep):
 
 def test_multistep_at_five_evaluations_within_3x_of_the_floor():
     """The few-step goal on mog6: fitted on 2000 starts of seed 0 (the defaults), judged on 20,000 of
-    seed 1 against the law. Measured: mode TV 1.41x and energy 2.15x their floors (benchmarks/grid_tuning.py
-    has all four targets); UniPC on its own tuned grid was 1.50x / 4.42x. Deterministic (seeded)."""
+    seed 1 against the law. Measured: mode TV 1.32x and energy 1.68x their floors (benchmarks/grid_tuning.py
+    has all four targets); UniPC on its own tuned grid is 1.50x / 4.42x. Deterministic (seeded)."""
     from scoredyn.metrics import evaluate
 
     found = optimize_grid(mog6(), "multistep", 5)

@@ -107,9 +107,10 @@ def test_fitted_coefficients_beat_the_fixed_rule_on_other_starts(fitted):
     assert error == pytest.approx(mean_distance(multistep(field, fit_x, grid, coefficients=c).x, fit_end))
     before = mean_distance(multistep(field, judge_x, grid).x, judge_end)
     after = mean_distance(multistep(field, judge_x, grid, coefficients=c).x, judge_end)
-    # measured: 0.625 -> 0.376 (0.60 of it) on the 2000 judging starts; the bound (0.75) leaves room for
-    # other CPUs' rounding over 200 Adam steps and fails if the fit does not carry to other starts
-    assert after < 0.75 * before, (before, after)
+    # measured: 0.625 -> 0.282 (0.45 of it) on the 2000 judging starts, 0.291 on the 500 fitted ones; the
+    # bound (0.6) leaves room for other CPUs' rounding over 200 Adam steps and fails if the fit does not
+    # carry to other starts
+    assert after < 0.6 * before, (before, after)
     assert c[-1] != default[-1]  # the step into sigma = 0 uses the history once fitted
 
 

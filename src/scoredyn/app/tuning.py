@@ -22,7 +22,7 @@ from ..core.registry import resolve_process
 from ..core.targets import GaussianMixture
 from ..core.tensors import positive_int
 from ..learning import TrainedModel
-from ..samplers import check_coefficients, dpm_solver_coefficients
+from ..samplers import check_coefficients, coefficients_of
 from ..samplers.grid_tuning import CANDIDATES, METHODS, OBJECTIVES, fit_coefficients, tune_grid
 from ..util.files import atomic_write_json, read_json
 from . import registry
@@ -55,8 +55,9 @@ TUNABLE: dict[str, Tunable] = {
     "ddim": Tunable("data"),
     "dpm-solver-2m": Tunable("data"),
     "unipc": Tunable("data"),
-    # its grid ends at sigma = 0, where the fitted last step combines the whole history
-    "multistep": Tunable("data", free_end=False),
+    # UniPC's grid (free end), whose evaluation times it keeps; its own ends at sigma = 0, where the
+    # fitted last step combines the whole history
+    "multistep": Tunable("data"),
     "edm-heun": Tunable("heun", free_end=False),
     "ode-heun": Tunable("heun", free_end=False),
 }
@@ -275,8 +276,13 @@ def optimize_grid(
         # it), where the last step's coefficients combine the whole history; then the coefficients
         clock = time.perf_counter()
         times = torch.cat([times[:steps], found.teacher_times[-1:]])
-        coefficients, errors["coefficients"] = fit_coefficients(
-            field, x, times, found.teacher_end, dpm_solver_coefficients(proc, times))
+        if not bool((times[1:] < times[:-1]).all()):
+            raise ValueError("multistep's grid ends where the teacher does, below UniPC's levels: the tuned grid "
+                             "reached that end; use a process whose sigma reaches 0 (e.g. vp)")  # fmt: skip
+        with torch.no_grad():  # UniPC on the same grid, as coefficients: the fit starts from the fixed rule
+            path = grid_recipe.fn(field, x, times, return_path=True, **grid_recipe.kwargs).path
+            start = coefficients_of(field, times, path)
+        coefficients, errors["coefficients"] = fit_coefficients(field, x, times, found.teacher_end, start)
         seconds += time.perf_counter() - clock
     levels = CANDIDATES[spec.rule] if candidates is None else candidates
     return GridFile(

@@ -20,7 +20,7 @@ from .grids import (
 )
 from .langevin import annealed_langevin, langevin, score_drift
 from .mala import annealed_mala
-from .multistep import check_coefficients, dpm_solver_coefficients, multistep
+from .multistep import check_coefficients, coefficients_of, dpm_solver_coefficients, multistep
 from .ode import ODE_METHODS, ode
 from .pc import predictor_corrector
 from .resampling import effective_sample_size, hilbert_index, multinomial_resample, systematic_resample
@@ -40,6 +40,7 @@ __all__ = [
     "smc",
     "multistep",
     "check_coefficients",
+    "coefficients_of",
     "dpm_solver_coefficients",
     "effective_sample_size",
     "systematic_resample",

@@ -502,9 +502,11 @@ def fit_coefficients(
 ) -> tuple[list[list[float]], float]:
     """The coefficients of ``multistep`` on ``grid`` that bring its final particles from the tuning starts
     ``x`` closest to the teacher's ``end`` (S4S, Frankel et al. 2025; Bespoke solvers, Shaul et al. 2024):
-    the mean squared distance, minimized by Adam (Kingma & Ba 2015) from ``initial`` (the solver is
-    linear in them, the field is not) with gradients through the whole run. Returns the best coefficients
-    seen and their mean distance (``mean_distance``). Judge them on other starts than ``x``."""
+    the mean distance of the grid's own objective (``mean_distance``; a mean squared distance follows the
+    few particles that land farthest and, at 10 evaluations on mog6, doubled the typical one), minimized by
+    Adam (Kingma & Ba 2015) from ``initial`` (the solver is linear in them, the field is not) with
+    gradients through the whole run. Returns the best coefficients seen, never worse than ``initial`` on
+    these starts, and their mean distance. Judge them on other starts than ``x``."""
     grid = check_grid(grid)
     levels = log_snr_levels(field.process, grid)
     rows = [torch.tensor(row, dtype=torch.float64, requires_grad=True) for row in initial]
@@ -518,7 +520,7 @@ def fit_coefficients(
     with torch.enable_grad():
         for _ in range(positive_int(iterations, "iterations") + 1):
             y = multistep_run(field.denoise, x, grid, levels, rows)
-            loss = (y - end).pow(2).sum(-1).mean()
+            loss = torch.linalg.vector_norm(y - end, dim=-1).mean()  # mean_distance, differentiable
             if float(loss.detach()) < best[1]:
                 best = ([row.detach().tolist() for row in rows], float(loss.detach()))
             # gradients of the coefficients alone: a trained field's weights take none

@@ -31,7 +31,7 @@ from ..core.fields import Field
 from ..core.processes import Process
 from ._steps import LogSNRLevel, SampleResult, StepInfo, Tracker, check_grid, data_prediction_step, log_snr_levels
 
-__all__ = ["check_coefficients", "dpm_solver_coefficients", "multistep", "multistep_run"]
+__all__ = ["check_coefficients", "coefficients_of", "dpm_solver_coefficients", "multistep", "multistep_run"]
 
 Coefficients = Sequence[Sequence[float]] | Sequence[Tensor]
 
@@ -48,6 +48,24 @@ def dpm_solver_coefficients(process: Process, grid: Tensor) -> list[list[float]]
             h, h_prev = levels[i + 1].lam - levels[i].lam, levels[i].lam - levels[i - 1].lam
             row[i - 1] = math.expm1(-h) / (2.0 * h_prev / h)
         rows.append(row)
+    return rows
+
+
+def coefficients_of(field: Field, grid: Tensor, path: Tensor) -> list[list[float]]:
+    """The coefficients under which ``multistep`` retraces ``path``, the points another data-prediction
+    solver evaluated the field at (``path[i]`` at ``grid[i]``; ``path[-1]`` its end): each step's
+    remainder after the first-order step, regressed on ``alpha (m_j - m_i)`` by least squares over the
+    particles. Exact for the solvers of the family: UniPC's corrector re-combines the same predictions, so
+    its run is a ``multistep`` run (the start ``fit_coefficients`` improves on)."""
+    grid = check_grid(grid)
+    levels = log_snr_levels(field.process, grid)
+    m = [field.denoise(path[i], grid[i]) for i in range(len(grid) - 1)]
+    rows: list[list[float]] = [[]]
+    for i in range(1, len(grid) - 1):
+        nxt = levels[i + 1]
+        first = nxt.alpha * m[i] if nxt.sigma == 0.0 else data_prediction_step(path[i], m[i], levels[i], nxt)
+        A = torch.stack([(nxt.alpha * (m[j] - m[i])).reshape(-1) for j in range(i)], 1).double()
+        rows.append(torch.linalg.lstsq(A, (path[i + 1] - first).reshape(-1, 1).double()).solution[:, 0].tolist())
     return rows
 
 
