@@ -122,3 +122,21 @@ def test_fit_keeps_the_best_coefficients_and_needs_something_to_fit(fitted):
     one = torch.tensor([1.0, 0.0], dtype=F64)
     c1, e1 = fit_coefficients(field, fit_x, one, fit_end, [[]])  # one step: nothing to fit
     assert c1 == [[]] and e1 == pytest.approx(mean_distance(multistep(field, fit_x, one).x, fit_end))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_unipc_is_a_multistep_run(name, order):
+    """UniPC's corrector only re-combines the predictions it has: its run is a multistep run, whose
+    coefficients ``coefficients_of`` reads off its path (the fit's start)."""
+    from scoredyn.samplers import coefficients_of, unipc
+
+    process, times = GRIDS[name]
+    field, grid = AnalyticField(mog6(), process), torch.tensor(times, dtype=F64)
+    x = _start(process, times[0], n=200)
+    run = unipc(field, x, grid, order=order, return_path=True)
+    c = coefficients_of(field, grid, run.path)
+    torch.testing.assert_close(multistep(field, x, grid, coefficients=c).x, run.x, **TOL)
+    # and on other particles: the coefficients belong to the grid, not to these starts
+    y = _start(process, times[0], n=50, seed=7)
+    torch.testing.assert_close(multistep(field, y, grid, coefficients=c).x, unipc(field, y, grid, order=order).x, **TOL)

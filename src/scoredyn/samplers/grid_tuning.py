@@ -46,6 +46,7 @@ __all__ = [
     "CANDIDATES",
     "COEFFICIENT_ITERATIONS",
     "COEFFICIENT_LEARNING_RATE",
+    "COEFFICIENT_PATIENCE",
     "DP_PARTICLES",
     "LOCAL_RULES",
     "SIGMA_HAT_MIN",
@@ -488,6 +489,9 @@ def tune_grid(
 #: the teacher distance stops falling by 400 (5 and 10 evaluations; benchmarks/grid_tuning.py).
 COEFFICIENT_ITERATIONS = 400
 COEFFICIENT_LEARNING_RATE = 0.02
+#: The fit stops early once its best mean distance has not fallen by a relative ``1e-3`` in this many
+#: iterations (at 10 evaluations UniPC's coefficients are often already the best found).
+COEFFICIENT_PATIENCE = 50
 
 
 def fit_coefficients(
@@ -505,8 +509,9 @@ def fit_coefficients(
     the mean distance of the grid's own objective (``mean_distance``; a mean squared distance follows the
     few particles that land farthest and, at 10 evaluations on mog6, doubled the typical one), minimized by
     Adam (Kingma & Ba 2015) from ``initial`` (the solver is linear in them, the field is not) with
-    gradients through the whole run. Returns the best coefficients seen, never worse than ``initial`` on
-    these starts, and their mean distance. Judge them on other starts than ``x``."""
+    gradients through the whole run, for ``iterations`` steps or until ``COEFFICIENT_PATIENCE`` steps bring
+    no progress. Returns the best coefficients seen, never worse than ``initial`` on these starts, and
+    their mean distance. Judge them on other starts than ``x``."""
     grid = check_grid(grid)
     levels = log_snr_levels(field.process, grid)
     rows = [torch.tensor(row, dtype=torch.float64, requires_grad=True) for row in initial]
@@ -517,12 +522,17 @@ def fit_coefficients(
         with torch.no_grad():
             return best[0], mean_distance(multistep_run(field.denoise, x, grid, levels, initial), end)
     optimizer = torch.optim.Adam(free, lr=learning_rate)
+    stalled, mark = 0, math.inf  # iterations since the best fell by a relative 1e-3, and that best
     with torch.enable_grad():
         for _ in range(positive_int(iterations, "iterations") + 1):
             y = multistep_run(field.denoise, x, grid, levels, rows)
             loss = torch.linalg.vector_norm(y - end, dim=-1).mean()  # mean_distance, differentiable
-            if float(loss.detach()) < best[1]:
-                best = ([row.detach().tolist() for row in rows], float(loss.detach()))
+            value = float(loss.detach())
+            if value < best[1]:
+                best = ([row.detach().tolist() for row in rows], value)
+            stalled, mark = (0, value) if value < (1 - 1e-3) * mark else (stalled + 1, mark)
+            if stalled >= COEFFICIENT_PATIENCE:
+                break
             # gradients of the coefficients alone: a trained field's weights take none
             for row, g in zip(free, torch.autograd.grad(loss, free), strict=True):
                 row.grad = g
