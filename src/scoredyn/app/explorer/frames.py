@@ -89,7 +89,6 @@ SAMPLER_LABELS: dict[str, str] = {
     "dpm-solver-2m": "DPM-Solver++(2M)",
     "unipc": "UniPC",
     "unipc-tuned": "UniPC, tuned grid",
-    "multistep": "multistep (DPM-Solver++(2M) coefficients)",
     "multistep-tuned": "multistep, fitted grid and coefficients",
     "dpm-solver-2m-tuned": "DPM-Solver++(2M), tuned grid",
     "ddim-tuned": "DDIM, tuned grid",
