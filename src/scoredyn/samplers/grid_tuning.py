@@ -505,7 +505,7 @@ def fit_coefficients(
     learning_rate: float = COEFFICIENT_LEARNING_RATE,
 ) -> tuple[list[list[float]], float]:
     """The coefficients of ``multistep`` on ``grid`` that bring its final particles from the tuning starts
-    ``x`` closest to the teacher's ``end`` (S4S, Frankel et al. 2025; Bespoke solvers, Shaul et al. 2024):
+    ``x`` closest to the teacher's ``end`` (S4S, Frankel et al. 2025; BNS solvers, Shaul et al. 2024):
     the mean distance of the grid's own objective (``mean_distance``; a mean squared distance follows the
     few particles that land farthest and, at 10 evaluations on mog6, doubled the typical one), minimized by
     Adam (Kingma & Ba 2015) from ``initial`` (the solver is linear in them, the field is not) with

@@ -14,8 +14,8 @@ and into ``sigma = 0`` (``h = inf``) ``x_S = alpha (m_{S-1} + sum_j c_{S-1, j} (
 solvers differ only in ``c``: DDIM has ``c = 0``, DPM-Solver++(2M) ``c_{i,i-1} = -(1 - e^{-h_i}) / (2 r_i)``
 with ``r_i = h_{i-1} / h_i`` (Lu et al. 2022b, Algorithm 2). At a few steps no fixed rule is best:
 learning the ``S (S - 1) / 2`` coefficients of a grid against the teacher's end points, together with the
-grid, is the approach of S4S (Frankel et al. ICML 2025) and of the Bespoke solvers (Shaul et al. ICLR
-2024), here for the data-prediction form above; a coefficient of an earlier prediction in the last step
+grid, is the approach of S4S (Frankel et al. 2025) and of the Bespoke Non-Stationary solvers (Shaul et
+al. ICML 2024), here for the data-prediction form above; a coefficient of an earlier prediction in the last step
 lets the step into ``sigma = 0`` use the whole history, where the fixed rules land on ``x0hat``.
 """
 
