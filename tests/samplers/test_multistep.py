@@ -140,3 +140,27 @@ def test_unipc_is_a_multistep_run(name, order):
     # and on other particles: the coefficients belong to the grid, not to these starts
     y = _start(process, times[0], n=50, seed=7)
     torch.testing.assert_close(multistep(field, y, grid, coefficients=c).x, unipc(field, y, grid, order=order).x, **TOL)
+
+
+def test_fit_stops_when_it_stops_progressing(fitted):
+    """With steps too small to matter (learning rate 1e-12) the fit makes no relative progress of 1e-3 and
+    stops once ``COEFFICIENT_PATIENCE`` iterations have passed without it (one field call per step an
+    iteration, and one last run), far before its ``iterations``; with real steps it goes on."""
+    from scoredyn.samplers.grid_tuning import COEFFICIENT_PATIENCE
+
+    field, grid, c, error, fit_x, fit_end, *_ = fitted
+
+    class Counted:
+        process, calls = field.process, 0
+
+        def denoise(self, x, t):
+            Counted.calls += 1
+            return field.denoise(x, t)
+
+    steps = len(grid) - 1
+    _, e2 = fit_coefficients(Counted(), fit_x, grid, fit_end, c, iterations=1000, learning_rate=1e-12)
+    assert e2 == pytest.approx(error, rel=1e-9)
+    assert Counted.calls == (COEFFICIENT_PATIENCE + 2) * steps, Counted.calls
+    Counted.calls = 0
+    fit_coefficients(Counted(), fit_x, grid, fit_end, c, iterations=120)  # still progressing at 200 + 120
+    assert Counted.calls == (120 + 2) * steps, Counted.calls
