@@ -306,7 +306,7 @@ def test_validation():
     with pytest.raises(ValueError, match="variance"):
         ddpm(field, x, grid, variance="learned")
     with pytest.raises(ValueError, match="order"):
-        unipc(field, x, grid, order=3)
+        unipc(field, x, grid, order=4)
     with pytest.raises(ValueError, match="variant"):
         unipc(field, x, grid, variant="bh3")
     for fn in (ddpm, ddim, dpm_solver_2m, unipc):
