@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import time
 import types
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, record, write  # noqa: E402
+from _record import merged, record, write  # noqa: E402
 
 from scoredyn import AnalyticField, DDPMSchedule, optimize_grid, sample  # noqa: E402
 from scoredyn.app.tuning import steps_for_nfe  # noqa: E402
@@ -266,13 +265,11 @@ def main() -> None:
     others = args.targets if args.others_on is None else args.others_on
     energy_on = args.targets if args.energy_on is None else args.energy_on
     name = args.out or ("quick_grid_tuning.json" if args.quick else "grid_tuning.json")
-    records = []
     if not args.digits_only:
         records, lines = exact_targets(args.targets, args.nfe, args.samplers, args.evaluations, others, energy_on,
                                        not args.no_peers)  # fmt: skip
-        if args.merge and (RESULTS / name).exists():
-            new = {r["name"] for r in records}
-            records = [r for r in json.loads((RESULTS / name).read_text()) if r["name"] not in new] + records
+        if args.merge:
+            records = merged(name, records)
         print("| target | NFE | sampler | grid | mode TV / floor | energy / floor | tuning s |")
         print("|---|---:|---|---|---:|---:|---:|")
         print("\n".join(lines))
@@ -281,10 +278,7 @@ def main() -> None:
         more, dl = digits(samplers=args.digits_samplers)
         print("| data | NFE | sampler | grid | energy / real halves | s |\n|---|---:|---|---|---:|---:|")
         print("\n".join(dl))
-        if args.digits_only and (RESULTS / name).exists():  # keep the exact targets' records
-            new = {r["name"] for r in more}
-            records = [r for r in json.loads((RESULTS / name).read_text()) if r["name"] not in new]
-        write(name, records + more)
+        write(name, merged(name, more))  # the exact targets' records stay (just written, or from before)
 
 
 if __name__ == "__main__":

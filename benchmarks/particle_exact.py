@@ -15,14 +15,13 @@ normalized mixture) with its standard error.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, record, write  # noqa: E402
+from _record import merged, record, write  # noqa: E402
 
 from scoredyn.app.sampling import sample  # noqa: E402
 from scoredyn.core.targets import mog6, mog10  # noqa: E402
@@ -120,10 +119,7 @@ def main() -> None:
                                       "x floor", None, None, settings))  # fmt: skip
     print("\n".join(lines))
     name = args.out or ("quick_particle_exact.json" if args.quick else "particle_exact.json")
-    if args.merge and (RESULTS / name).exists():
-        new = {r["name"] for r in records}
-        records = [r for r in json.loads((RESULTS / name).read_text()) if r["name"] not in new] + records
-    write(name, records)
+    write(name, merged(name, records) if args.merge else records)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ both routes on all three systems.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -63,10 +62,7 @@ def main() -> None:
                 ratio=None if fe is None or floor is None else fe / floor,
             ))  # fmt: skip
     # merge: a run of some systems keeps the other systems' records
-    old = _record.RESULTS / "physics_twoforone.json"
-    names = {r["name"] for r in records}
-    kept = [r for r in json.loads(old.read_text()) if r["name"] not in names] if old.exists() else []
-    path = _record.write("physics_twoforone.json", kept + records)
+    path = _record.write("physics_twoforone.json", _record.merged("physics_twoforone.json", records))
 
     print(f"\nFree-energy error (kT, populated range) and JS divergence; aim: FE error < {AIM} kT")
     print(f"{'system':13s} {'route':5s} {'FE err':>7s} {'floor':>7s} {'JS':>7s} {'JS floor':>8s}  notes")

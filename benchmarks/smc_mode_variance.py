@@ -16,7 +16,6 @@ a level do to the mode weights' error, and whether it grows with N (a bias would
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, record, write  # noqa: E402
+from _record import merged, record, write  # noqa: E402
 
 from scoredyn.app.sampling import sample  # noqa: E402
 from scoredyn.core.targets import mog6, mog10  # noqa: E402
@@ -63,9 +62,7 @@ def main() -> None:
                 "target_ess": args.target_ess, "moves": args.moves, **summary}  # fmt: skip
     name = f"{args.target}/{args.n}/ess{args.target_ess}/moves{args.moves}/seeds{args.first_seed}+{args.seeds}"
     records = [record(name, summary["inflation_mean"], "x a fresh sample's variance", None, None, settings)]
-    if args.merge and (RESULTS / NAME).exists():
-        records = [r for r in json.loads((RESULTS / NAME).read_text()) if r["name"] != name] + records
-    write(NAME, records)
+    write(NAME, merged(NAME, records) if args.merge else records)
     print(f"{name}: variance inflation {summary['inflation_mean']:.2f} (se {se:.2f}), mode-TV ratio "
           f"{summary['mode_tv_ratio_mean']:.2f}, nfe {summary['nfe_max']}, {summary['seconds']:.0f} s")  # fmt: skip
 

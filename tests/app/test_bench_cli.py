@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scoredyn.app.bench import suite
-from scoredyn.app.bench.record import record
+from scoredyn.app.bench.record import merged, record, write
 from scoredyn.app.cli import app
 
 KEYS = {"name", "device", "value", "unit", "baseline", "baseline_value", "ratio", "settings", "versions", "date"}
@@ -70,3 +70,11 @@ def test_every_real_part_has_a_run():
     for part in suite.PARTS:
         mod = importlib.import_module(part.module)
         assert callable(mod.run), part.name
+
+
+def test_merged_keeps_the_records_a_rerun_does_not_redo(tmp_path):
+    old = [record("a", 1.0, "s", None, None, {}), record("b", 2.0, "s", None, None, {})]
+    assert merged("r.json", old, tmp_path) == old  # no file yet: the records alone
+    write("r.json", old, tmp_path)
+    new = [record("b", 3.0, "s", None, None, {}), record("c", 4.0, "s", None, None, {})]
+    assert [(r["name"], r["value"]) for r in merged("r.json", new, tmp_path)] == [("a", 1.0), ("b", 3.0), ("c", 4.0)]

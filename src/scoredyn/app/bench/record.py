@@ -1,12 +1,14 @@
 """Benchmark records in the format of DESIGN.md, and the timing helpers every benchmark shares.
 
 A record is ``{"name", "device", "value", "unit", "baseline", "baseline_value", "ratio",
-"settings", "versions", "date"}``; ``write`` puts a list of them in one JSON file, atomically.
+"settings", "versions", "date"}``; ``write`` puts a list of them in one JSON file, atomically, and
+``merged`` keeps a file's other records through a partial rerun.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import time
@@ -53,6 +55,15 @@ def write(filename: str, records: list[dict], results: str | os.PathLike | None 
     """Write ``records`` to ``results/filename`` atomically (``util.files.atomic_write_json``)."""
     folder = Path(results) if results is not None else CHECKOUT_RESULTS
     return atomic_write_json(folder / filename, records, indent=1)
+
+
+def merged(filename: str, records: list[dict], results: str | os.PathLike | None = None) -> list[dict]:
+    """The records of ``results/filename`` that ``records`` does not redo (by name), then ``records``: what a
+    partial rerun writes so that the file keeps the rest (``records`` alone where there is no file yet)."""
+    path = (Path(results) if results is not None else CHECKOUT_RESULTS) / filename
+    redone = {r["name"] for r in records}
+    kept = [r for r in json.loads(path.read_text()) if r["name"] not in redone] if path.exists() else []
+    return kept + records
 
 
 def synchronize(device: str | torch.device) -> None:
