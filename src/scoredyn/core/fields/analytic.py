@@ -230,6 +230,10 @@ class AnalyticField(Field):
         s, log_p = self._chunked(x, t, chunk)
         return s, log_p[:, 0]
 
+    def score_jacobian(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The Hessian of ``log p_t`` in closed form (``GaussianMixture.score_jacobian``), in ``x``'s dtype."""
+        return self.exact_mixture(t).score_jacobian(x).to(x.dtype)
+
     def exact_mixture(self, t: float | Tensor) -> GaussianMixture:
         """The exact noised mixture ``p_t`` (this field is its score)."""
         return self.target.noised(self.process, t)

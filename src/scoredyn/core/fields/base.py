@@ -186,6 +186,17 @@ class Field:
         once."""
         return self.score(x, t), self.log_prob(x, t)
 
+    def score_jacobian(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """The Jacobian of the score in ``x``, ``grad_x s(x, t)`` (the Hessian of ``log p_t`` where there
+        is a density), shape ``(N, D, D)``, row ``i`` the gradient of ``s_i``: by automatic differentiation,
+        one backward pass per dimension (fields with a closed form override it)."""
+        with torch.enable_grad():
+            y = x.detach().requires_grad_(True)
+            s = self.score(y, t)
+            d = s.shape[1]
+            rows = [torch.autograd.grad(s[:, i].sum(), y, retain_graph=i + 1 < d)[0] for i in range(d)]
+        return torch.stack(rows, dim=1).detach()
+
     def at_times(self, times: Tensor) -> Field:
         """This field with its process's coefficients at ``times`` computed once, in one vectorised
         pass: a sampler calls it with its grid before its loop, so no step recomputes them. A

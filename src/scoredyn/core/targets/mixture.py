@@ -121,6 +121,24 @@ class GaussianMixture:
         w = torch.softmax(log_joint, dim=1)  # (N, K)
         return -torch.einsum("nk,kdn->nd", w, precision_times(self.to(x.device).chol, z))
 
+    def score_jacobian(self, x: Tensor) -> Tensor:
+        """The Hessian of ``log p`` (the Jacobian of the score), shape ``(N, D, D)``, float64:
+
+        .. math::
+            \\nabla^2 \\log p(x) = \\sum_k w_k(x) \\left(s_k s_k^T - \\Sigma_k^{-1}\\right) - s s^T,
+            \\qquad s_k = -\\Sigma_k^{-1}(x - \\mu_k), \\quad s = \\sum_k w_k s_k,
+
+        the responsibility-weighted component Hessians plus the covariance of the component scores
+        under the responsibilities (differentiate ``s = sum_k w_k s_k`` with ``grad w_k = w_k (s_k - s)``)."""
+        m = self.to(x.device)
+        log_joint, z = m._whiten(x)
+        w = torch.softmax(log_joint, dim=1)  # (N, K)
+        component_scores = -precision_times(m.chol, z)  # (K, D, N)
+        s = torch.einsum("nk,kdn->nd", w, component_scores)
+        precisions = torch.cholesky_inverse(m.chol)
+        second_moment = torch.einsum("nk,kdn,ken->nde", w, component_scores, component_scores)
+        return second_moment - torch.einsum("nk,kde->nde", w, precisions) - s[:, :, None] * s[:, None, :]
+
     def precision_terms(self) -> tuple[Tensor, Tensor, Tensor]:
         """The mixture in the form a fused score reads: means ``m_k`` (K, D), precisions
         ``P_k = Sigma_k^{-1}`` (K, D, D, from the Cholesky factors, symmetrised) and log-weights
