@@ -96,8 +96,11 @@ def test_every_registered_sampler_follows_the_particles(name):
                 "move": "langevin",
             },
         ),
+        (smc, {"steps_per_level": 2, "final_steps": 2, "groups": 4, "kernel": "reverse"}),
+        (smc, {"steps_per_level": 2, "final_steps": 2, "groups": 4, "kernel": "stay"}),
     ],
-    ids=["langevin-eager", "svgd-knobs", "mala-eager", "mala-fused-density", "smc-multinomial"],
+    ids=["langevin-eager", "svgd-knobs", "mala-eager", "mala-fused-density", "smc-multinomial-flow", "smc-reverse",
+         "smc-stay"],
 )
 def test_particle_samplers_with_their_knobs_follow_the_particles(fn, knobs):
     process = EDM() if fn is not smc else VP()

@@ -36,6 +36,7 @@ from ._steps import (
     density_evaluator,
     generator_device,
     mala_moves,
+    noise,
     require_density,
 )
 from .mala import check_accept_target
@@ -47,10 +48,14 @@ from .resampling import (
     hilbert_index,
     resample_groups,
 )
+from .smc_kernels import flow_kernel, reverse_kernel
 
 __all__ = ["MOVES", "SEARCH_POINTS", "SEARCH_ITERATIONS", "SEARCH_TOLERANCE", "group_count", "next_time", "smc"]
 
 MOVES = ("mala", "langevin")
+#: How the particles go from one level to the next (``smc_kernels``): they stay, take the ancestral
+#: step, or follow the probability-flow ODE.
+KERNELS = ("stay", "reverse", "flow")
 
 #: Particles the adaptive search evaluates (a fixed stride through the population): enough to read a
 #: conditional ESS to a few per cent, and a small fraction of an evaluation per particle at large N.
@@ -81,9 +86,8 @@ def group_count(n: int, groups: int) -> int:
 
 
 def next_time(
-    log_density: Callable[[float], Tensor],
+    log_increment: Callable[[float], Tensor],
     log_w: Tensor,
-    log_p: Tensor,
     t: float,
     t_stop: float,
     target: float,
@@ -91,19 +95,20 @@ def next_time(
     iterations: int = SEARCH_ITERATIONS,
 ) -> float:
     """The next level of an adaptive ladder: a time ``t' in [t_stop, t)`` whose incremental weights
-    ``p_{t'}(x) / p_t(x)`` have a conditional ESS (``conditional_ess``) of about ``target`` (Jasra et al.
-    2011; Zhou, Johansen & Aston 2016, sec. 3.3), ``t_stop`` itself when it qualifies.
+    (``p_{t'}(x) / p_t(x)``, or a kernel's, ``smc_kernels``) have a conditional ESS (``conditional_ess``)
+    of about ``target`` (Jasra et al. 2011; Zhou, Johansen & Aston 2016, sec. 3.3), ``t_stop`` itself when
+    it qualifies.
 
     Between nearby levels ``1 - CESS`` is the chi-square divergence of the increment, quadratic in the
     step to leading order, so from a trial step ``h`` (first ``guess``, the last level's step) the next is
     ``h sqrt((1 - target) / (1 - CESS(h)))``, within a factor of 4; the search stops at a step whose
     ``1 - CESS`` is within ``SEARCH_TOLERANCE`` of ``1 - target`` (one or two trials, usually). A step
-    never falls below the target by more than that tolerance. ``log_density(t')`` is ``log p_{t'}`` at the
-    searched particles, whose current log-weights and ``log p_t`` are ``log_w`` and ``log_p``."""
+    never falls below the target by more than that tolerance. ``log_increment(t')`` is the log incremental
+    weight of a step to ``t'`` at the searched particles, whose current log-weights are ``log_w``."""
     budget, span = 1.0 - target, t - t_stop
     step, best = min(guess, span), None
     for _ in range(iterations):
-        deficit = 1.0 - conditional_ess(log_w, log_density(t - step) - log_p)
+        deficit = 1.0 - conditional_ess(log_w, log_increment(t - step))
         if deficit <= (1 + SEARCH_TOLERANCE) * budget:
             best = step
             if deficit >= (1 - SEARCH_TOLERANCE) * budget or step == span:
@@ -111,6 +116,11 @@ def next_time(
         scale = math.sqrt(budget / deficit) if deficit > 0 else 4.0
         step = min(span, step * min(4.0, max(0.25, scale)))
     return t - (best if best is not None else step)
+
+
+def _reaches(log_increment: Callable[[float], Tensor], log_w: Tensor, t_new: float, target: float) -> bool:
+    """Whether the step to ``t_new`` keeps the conditional ESS within the search's tolerance of ``target``."""
+    return 1.0 - conditional_ess(log_w, log_increment(t_new)) <= (1 + SEARCH_TOLERANCE) * (1.0 - target)
 
 
 def smc(
@@ -122,6 +132,7 @@ def smc(
     steps_per_level: int = 10,
     final_steps: int = 100,
     move: str = "mala",
+    kernel: str = "flow",
     adaptive: bool = True,
     target_ess: float = 0.9,
     resample_below: float = 0.5,
@@ -146,7 +157,11 @@ def smc(
     1. ``t'``: the next time of ``grid``, or with ``adaptive`` the farthest time before it whose
        incremental weights keep the conditional ESS at ``target_ess`` (``next_time``, on at most
        ``SEARCH_POINTS`` particles);
-    2. reweight, ``log w += log p_{t'}(x) - log p_t(x)``;
+    2. move by ``kernel`` and reweight by its incremental weight (``smc_kernels``): ``stay`` keeps ``x`` and
+       ``log w += log p_{t'}(x) - log p_t(x)``; ``reverse`` takes the ancestral step; ``flow`` follows the
+       probability-flow ODE one DDIM step, ``log w += log p_{t'}(T x) + log|det grad T(x)| - log p_t(x)``,
+       whose error is second order in the step: the weights stay nearly even, so the ladder takes few
+       levels and the mode weights' error does not pile up over them;
     3. where a group's ESS falls below ``resample_below`` of its size: ``log Z_g += log mean w``, resample
        (``systematic`` along a Hilbert curve, or ``multinomial``) and set ``w = 1``;
     4. ``steps_per_level`` MALA moves at ``t'`` (``move="langevin"``: the unadjusted kick, which leaves
@@ -155,11 +170,13 @@ def smc(
     At the end ``Z_g = exp(log Z_g) mean w`` estimates the normalizing constant of ``p_{t_end}`` relative
     to ``start``'s (1 for the exact, normalized mixture) without bias for a fixed ladder; the groups are
     independent populations, so ``log Z = log mean_g Z_g`` comes with a standard error from their spread
-    (delta method). The groups are pooled by one systematic resampling (Hilbert order) with weights ``Z_g W_i`` and
-    ``final_steps`` MALA moves at ``t_end`` spread the copies. The field needs a log-density.
+    (delta method). The groups are pooled by one systematic resampling (Hilbert order) with weights
+    ``Z_g W_i`` and ``final_steps`` MALA moves at ``t_end`` spread the copies. The field needs a log-density.
 
-    NFE (per particle): ``levels * (steps_per_level + 1) + final_steps + 1``, plus the adaptive search's
-    evaluations of its ``SEARCH_POINTS`` particles spread over all ``N`` (``info["search_nfe"]``).
+    NFE (per particle): ``levels * (steps_per_level + 1) + final_steps``, plus the adaptive search's
+    evaluations of its ``SEARCH_POINTS`` particles spread over all ``N`` (``info["search_nfe"]``), plus with
+    ``flow`` one score Jacobian for each step between levels (``Field.score_jacobian``: one evaluation of an
+    exact mixture's closed form, ``D`` by automatic differentiation).
 
     Args:
         field: a field with a log-density (``Field.has_density``).
@@ -170,6 +187,8 @@ def smc(
         steps_per_level: MALA moves at each level.
         final_steps: MALA moves after the final pooling.
         move: ``mala`` or ``langevin``.
+        kernel: how the particles go from one level to the next: ``flow`` (the default), ``stay`` or ``reverse``
+            (``KERNELS``, ``smc_kernels``).
         adaptive: choose the levels by ``target_ess``.
         target_ess: the conditional ESS fraction each adaptive step keeps.
         resample_below: resample a group when its ESS fraction falls below this.
@@ -201,6 +220,8 @@ def smc(
         raise ValueError(f"final_steps must be >= 0, got {final_steps!r}")
     if move not in MOVES:
         raise ValueError(f"move must be one of {', '.join(MOVES)}, got {move!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
     if resampling not in RESAMPLING:
         raise ValueError(f"resampling must be one of {', '.join(RESAMPLING)}, got {resampling!r}")
     target, threshold = _check_fraction(target_ess, "target_ess"), _check_fraction(resample_below, "resample_below")
@@ -209,16 +230,29 @@ def smc(
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     adjust = move == "mala"
+    x0 = xi = jacobian = x  # the kernel's terms at the current level, set before each step
 
     tracker = Tracker(field, x, callback, return_path)
     search_rows = torch.arange(0, n, max(1, n // SEARCH_POINTS), device=x.device)[:SEARCH_POINTS]
     search_evaluations = 0
 
-    def log_density_of_search(t_new: float) -> Tensor:
+    def step_to(t_new: float, rows: Tensor | None, count: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The particles (``rows`` of them) after the kernel's step to ``t_new``, their score and
+        ``log p_{t_new}``, and the log incremental weight (``smc_kernels``)."""
+        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
+        y, correction = pick(x), 0.0
+        if kernel == "reverse":
+            y, correction = reverse_kernel(field.process, float(t), t_new, y, pick(x0), pick(xi))
+        elif kernel == "flow":
+            y, correction = flow_kernel(field.process, float(t), t_new, y, pick(s), pick(jacobian))
+        score, log_p_new = density_evaluator(tracker, torch.tensor(t_new, dtype=torch.float64), backend,
+                                             device=x.device, count=count)(y)  # fmt: skip
+        return y, score, log_p_new, (log_p_new - pick(log_p)).double() + correction
+
+    def log_increment_of_search(t_new: float) -> Tensor:
         nonlocal search_evaluations
         search_evaluations += 1
-        return density_evaluator(tracker, torch.tensor(t_new, dtype=torch.float64), backend,
-                                 device=x.device, count=False)(x[search_rows])[1]  # fmt: skip
+        return step_to(t_new, search_rows, count=False)[3]
 
     # level t_0: weights against the start law, then the ladder
     t = grid[0]
@@ -263,19 +297,26 @@ def smc(
         level += 1
         if not anchors:
             break
-        # the next level, and the incremental weights p_{t'}(x) / p_t(x)
+        # the kernel's terms at x, then the next level and the incremental weights
+        if kernel == "reverse":
+            x0 = (x.double() + float(field.process.sigma(t)) ** 2 * s.double()) / float(field.process.alpha(t))
+            xi = noise(x, generator)
+        elif kernel == "flow":
+            jacobian = tracker.field.score_jacobian(x, t)
         t_next = anchors[0]
-        if adaptive:
-            t_next = next_time(log_density_of_search, log_w[search_rows], log_p[search_rows].double(), float(t),
-                               t_next, target, guess=last_step)  # fmt: skip
+        if adaptive and not (kernel == "reverse" and _reaches(log_increment_of_search, log_w[search_rows], t_next,
+                                                              target)):
+            # the reverse kernel's error is set by the ratio sigma_t / sigma_t', so its steps shrink with
+            # sigma and never reach sigma = 0: each level first tries the last stretch by reweighting alone
+            t_next = next_time(log_increment_of_search, log_w[search_rows], float(t), t_next, target,
+                               guess=last_step)  # fmt: skip
         last_step = float(t) - t_next
         if t_next == anchors[0]:
             anchors.pop(0)
+        x, s, log_p, increment = step_to(t_next, None, count=True)
+        log_w = log_w + increment
         t = torch.tensor(t_next, dtype=torch.float64)
         evaluate = density_evaluator(tracker, t, backend, device=x.device)
-        s, log_p_next = evaluate(x)
-        log_w = log_w + (log_p_next - log_p).double()
-        log_p = log_p_next
 
     # pool the groups: one systematic resampling with weights Z_g W_i, then moves at t_end
     lw = log_w.view(G, -1)
