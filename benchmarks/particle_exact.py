@@ -31,7 +31,7 @@ from scoredyn.metrics import evaluate  # noqa: E402
 RUNS = (
     ("annealed Langevin (texts' recipe, 10 x 100)", "annealed-langevin", 100, {}),
     ("annealed MALA (10 x 99, + 1 a level)", "annealed-mala", 99, {}),
-    ("SMC (adaptive levels, 8 MALA moves a level)", "smc", 8, {}),
+    ("SMC (probability flow between adaptive levels, 8 MALA moves a level)", "smc", 8, {}),
 )
 METRICS = ("mode_tv_exact", "energy_exact")
 

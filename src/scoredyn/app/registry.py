@@ -125,12 +125,13 @@ SAMPLERS: dict[str, Recipe] = {
         paper="annealed Langevin with a Metropolis test (Roberts & Tweedie 1996, MALA)",
     ),
     # SMC on the VP path from N(0, I): nothing changes where the noise dominates, so no level is spent
-    # there (on EDM's path p_sigma rescales with sigma in every dimension). Adaptive levels at a
-    # conditional ESS of 0.99: the mode weights' error adds up over the levels and falls as 1/levels
-    # (docs/algorithms.md); moves per level is --steps.
+    # there (on EDM's path p_sigma rescales with sigma in every dimension). The particles follow the
+    # probability-flow ODE between levels, weighted by its Jacobian: the weights stay nearly even, so
+    # the mode weights' error does not pile up over the levels as it does when the particles stay
+    # (docs/algorithms.md). Adaptive levels at a conditional ESS of 0.999; moves per level is --steps.
     "smc": Recipe(
         smc, "vp", "ends", start="standard", per_level=True, stochastic=True, needs_start=True, adaptive=True,
-        kwargs={"target_ess": 0.99, "final_steps": 50},
+        kwargs={"kernel": "flow", "target_ess": 0.999, "final_steps": 50},
         paper="SMC over noise levels (Del Moral, Doucet & Jasra 2006; Neal 2001), MALA moves",
     ),
     "score-drift": Recipe(

@@ -6,8 +6,8 @@ kernel on CUDA, the field's loop on the CPU). One run, the same particles, mixtu
 
 Throughput is ``particle-steps/s``: particles x evaluations per particle (the samplers' ``nfe``) /
 second; the ratio is against annealed Langevin's default path at the same N, D and K. A MALA step is a
-kick, a density evaluation and a test; an SMC level adds the weights, the resampling (a Hilbert sort)
-and the adaptive search.
+kick, a density evaluation and a test; an SMC level adds the flow step with its score Jacobian (counted
+as one evaluation), the weights, the resampling (a Hilbert sort) and the adaptive search.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def _runs(target, n: int, device: str, langevin_backend: str, levels: int = 5, s
         "annealed-mala": lambda: annealed_mala(AnalyticField(target, EDM()), x_ladder, ladder,
                                                steps_per_level=steps - 1,
                                                generator=torch.Generator(device).manual_seed(0)),
-        "smc": lambda: smc(AnalyticField(target, vp), x_vp, end_points_grid(vp), start=start, steps_per_level=4,
-                           target_ess=0.9, final_steps=20, generator=torch.Generator(device).manual_seed(0)),
+        "smc": lambda: smc(AnalyticField(target, vp), x_vp, end_points_grid(vp), start=start, kernel="flow",
+                           steps_per_level=4, target_ess=0.9, final_steps=20,
+                           generator=torch.Generator(device).manual_seed(0)),
     }  # fmt: skip
 
 

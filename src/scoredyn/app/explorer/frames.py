@@ -73,8 +73,8 @@ OVERRIDES: dict[str, dict[str, str]] = {"ode-euler": PF_ODE_VP, "ode-heun": PF_O
 SAMPLER_LABELS: dict[str, str] = {
     "annealed-langevin": "annealed Langevin",
     "annealed-mala": "annealed MALA (Metropolis-corrected)",
-    "smc": "SMC (reweighted, adaptive levels)",
-    "svgd": "SVGD (annealed)",
+    "smc": "SMC (particles follow the flow, reweighted)",
+    "svgd": "SVGD (annealed, the texts'; particles far from the data barely move)",
     "svgd-median": "SVGD (median bandwidth, kernel-mass step)",
     "score-drift": "score drift (no noise)",
     "langevin": "Langevin (no annealing)",
