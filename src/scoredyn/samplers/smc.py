@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..core.fields import Field
+from ..core.fields import Field, denoise_from_score
 from ..core.targets import GaussianMixture
 from ..core.tensors import atleast_2d_points, positive_float, positive_int
 from ._steps import (
@@ -236,23 +236,25 @@ def smc(
     search_rows = torch.arange(0, n, max(1, n // SEARCH_POINTS), device=x.device)[:SEARCH_POINTS]
     search_evaluations = 0
 
-    def step_to(t_new: float, rows: Tensor | None, count: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def step_to(t_new: float, rows: Tensor | None, evaluate_new) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The particles (``rows`` of them) after the kernel's step to ``t_new``, their score and
-        ``log p_{t_new}``, and the log incremental weight (``smc_kernels``)."""
+        ``log p_{t_new}`` (by ``evaluate_new``, at ``t_new``), and the log incremental weight
+        (``smc_kernels``)."""
         pick = (lambda v: v) if rows is None else (lambda v: v[rows])
         y, correction = pick(x), 0.0
         if kernel == "reverse":
             y, correction = reverse_kernel(field.process, float(t), t_new, y, pick(x0), pick(xi))
         elif kernel == "flow":
             y, correction = flow_kernel(field.process, float(t), t_new, y, pick(s), pick(jacobian))
-        score, log_p_new = density_evaluator(tracker, torch.tensor(t_new, dtype=torch.float64), backend,
-                                             device=x.device, count=count)(y)  # fmt: skip
+        score, log_p_new = evaluate_new(y)
         return y, score, log_p_new, (log_p_new - pick(log_p)).double() + correction
 
     def log_increment_of_search(t_new: float) -> Tensor:
         nonlocal search_evaluations
         search_evaluations += 1
-        return step_to(t_new, search_rows, count=False)[3]
+        evaluate_new = density_evaluator(tracker, torch.tensor(t_new, dtype=torch.float64), backend,
+                                         device=x.device, count=False)  # fmt: skip
+        return step_to(t_new, search_rows, evaluate_new)[3]
 
     # level t_0: weights against the start law, then the ladder
     t = grid[0]
@@ -299,7 +301,7 @@ def smc(
             break
         # the kernel's terms at x, then the next level and the incremental weights
         if kernel == "reverse":
-            x0 = (x.double() + float(field.process.sigma(t)) ** 2 * s.double()) / float(field.process.alpha(t))
+            x0 = denoise_from_score(x.double(), s.double(), field.process.alpha(t), field.process.sigma(t))
             xi = noise(x, generator)
         elif kernel == "flow":
             jacobian = tracker.field.score_jacobian(x, t)
@@ -313,10 +315,10 @@ def smc(
         last_step = float(t) - t_next
         if t_next == anchors[0]:
             anchors.pop(0)
-        x, s, log_p, increment = step_to(t_next, None, count=True)
+        evaluate = density_evaluator(tracker, torch.tensor(t_next, dtype=torch.float64), backend, device=x.device)
+        x, s, log_p, increment = step_to(t_next, None, evaluate)
         log_w = log_w + increment
         t = torch.tensor(t_next, dtype=torch.float64)
-        evaluate = density_evaluator(tracker, t, backend, device=x.device)
 
     # pool the groups: one systematic resampling with weights Z_g W_i, then moves at t_end
     lw = log_w.view(G, -1)

@@ -32,10 +32,6 @@ from ..core.processes import Process
 __all__ = ["gaussian_log_density", "reverse_kernel", "flow_kernel"]
 
 
-def _time(t: float) -> Tensor:
-    return torch.tensor(float(t), dtype=torch.float64)
-
-
 def gaussian_log_density(y: Tensor, mean: Tensor, var: float) -> Tensor:
     """``log N(y; mean, var I)`` of each row, in float64."""
     squared = (y.double() - mean.double()).square().sum(-1)
@@ -50,7 +46,7 @@ def reverse_kernel(
     ``log q(x | y) - log r(y | x)``, ``q(x | y) = N(x; alpha_{t|t'} y, sigma_{t|t'}^2 I)`` the forward
     transition. Where the step is too small for float64 to resolve, or ends at ``sigma = 0`` (no
     density to draw from), the particle stays and the correction is 0."""
-    q = process.transition(_time(t), _time(t_new))
+    q = process.transition(t, t_new)
     var, var_forward = float(q.posterior_var), float(q.var_ts)
     if not var > 0:  # (the posterior variance is sigma_{t|t'}^2 sigma_{t'}^2 / sigma_t^2: 0 whenever that is)
         return x, torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
@@ -77,9 +73,8 @@ def flow_kernel(
     definite (``I + sigma^2 grad s = alpha^2 Cov(x_0 | x) / sigma^2`` is, and ``alpha' / alpha >= 1 >=
     sigma' / sigma`` going down): ``T`` is one to one and the change of variables exact. ``score`` and
     ``jacobian`` (``Field.score_jacobian``) are at ``x`` and ``t``."""
-    tt, tn = _time(t), _time(t_new)
-    a, a_new = float(process.alpha(tt)), float(process.alpha(tn))
-    s, s_new = float(process.sigma(tt)), float(process.sigma(tn))
+    a, a_new = float(process.alpha(t)), float(process.alpha(t_new))
+    s, s_new = float(process.sigma(t)), float(process.sigma(t_new))
     ratio = a_new / a
     gain = (ratio - s_new / s) * s**2
     y = (ratio * x.double() + gain * score.double()).to(x.dtype)
